@@ -1,0 +1,1 @@
+"""The agent document: SWML loaded from YAML/JSON (file or URL) into typed models."""

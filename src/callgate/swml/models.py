@@ -1,0 +1,355 @@
+"""Typed model of the SWML `ai` verb, accepting both generations of SignalWire documents.
+
+The seed generation writes functions with `purpose` + `argument`, post_prompt as a plain string and
+booleans as 'true'/'false'; today's SDK writes `description` + `parameters`. Both load into the same
+models; the accessors (`Function.description_text`, `Function.parameters_schema`) hide the difference.
+
+Actions (`output.action`) stay raw here: they are templates, expanded at run time by `swaig` and only
+then parsed into typed actions. Unknown fields are kept (`extra="allow"`); the loader reports them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from callgate.swml.patterns import compile_pattern
+from callgate.swml.types import FlexBool, FlexFloat, FlexInt
+
+
+class SwmlModel(BaseModel):
+    """Base: keep unknown fields (reported as warnings by the loader), accept field names or aliases."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+# ---------------------------------------------------------------- prompts
+
+
+class PomSection(SwmlModel):
+    """One section of the Prompt Object Model, as signalwire-agents renders it."""
+
+    title: str | None = None
+    body: str | None = None
+    bullets: list[str] = Field(default_factory=list)
+    numbered: FlexBool | None = None
+    numbered_bullets: FlexBool | None = None
+    subsections: list[PomSection] = Field(default_factory=list)
+
+
+class PromptSettings(SwmlModel):
+    temperature: FlexFloat | None = None
+    top_p: FlexFloat | None = None
+    confidence: FlexFloat | None = None
+    presence_penalty: FlexFloat | None = None
+    frequency_penalty: FlexFloat | None = None
+    max_tokens: FlexInt | None = None
+
+
+class Prompt(PromptSettings):
+    """`prompt`: instructions as `text` or as `pom` sections."""
+
+    text: str | None = None
+    pom: list[PomSection] | None = None
+    contexts: dict[str, Any] | None = None
+
+
+class PostPrompt(PromptSettings):
+    """`post_prompt`: a plain string (seed generation) or an object with its own settings."""
+
+    text: str | None = None
+    pom: list[PomSection] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"text": value}
+        return value
+
+
+# ---------------------------------------------------------------- functions
+
+
+class Output(SwmlModel):
+    """What a data_map expression or webhook produces: a response for the model and raw actions."""
+
+    response: str | None = None
+    action: list[Any] = Field(default_factory=list)
+
+    @field_validator("action", mode="before")
+    @classmethod
+    def _action_list(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        if isinstance(value, dict):
+            return [value]
+        return value
+
+
+class Expression(SwmlModel):
+    """`string` (a template) is matched against `pattern` (plain or `/re/flags`)."""
+
+    string: str
+    pattern: str
+    output: Output
+
+    @field_validator("string", mode="before")
+    @classmethod
+    def _stringify(cls, value: Any) -> Any:
+        return value if not isinstance(value, int | float | bool) else str(value)
+
+    @field_validator("pattern", mode="before")
+    @classmethod
+    def _check_pattern(cls, value: Any) -> Any:
+        if isinstance(value, int | float):
+            value = str(value)
+        if isinstance(value, str):
+            try:
+                compile_pattern(value)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {value!r}: {exc}") from exc
+        return value
+
+
+class Foreach(SwmlModel):
+    input_key: str
+    output_key: str
+    append: str
+    max: FlexInt | None = None
+
+
+class Webhook(SwmlModel):
+    url: str
+    method: str = "GET"
+    headers: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] | None = None
+    input_args_as_params: FlexBool = False
+    required_args: list[str] = Field(
+        default_factory=list, validation_alias=AliasChoices("required_args", "require_args")
+    )
+    error_keys: list[str] = Field(default_factory=list)
+    foreach: Foreach | None = None
+    expressions: list[Expression] = Field(default_factory=list)
+    output: Output | None = None
+
+    @field_validator("required_args", "error_keys", mode="before")
+    @classmethod
+    def _str_list(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        if isinstance(value, str):
+            return [value]
+        return value
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class DataMap(SwmlModel):
+    expressions: list[Expression] = Field(default_factory=list)
+    webhooks: list[Webhook] = Field(default_factory=list)
+    output: Output | None = None
+
+
+class TransferConfig(SwmlModel):
+    """callgate's `transfer` block for `builtin: transfer` functions (DESIGN §4)."""
+
+    destinations: list[Any] | None = None
+    mode: Literal["blind", "warm"] = "blind"
+    destination_url: str | None = None
+    destination_auth_user: str | None = None
+    destination_auth_password: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("destination_auth_password", "destination_auth_pass"),
+    )
+    destination_timeout: FlexFloat | None = None
+    hold_music: str | None = None
+    ring_timeout: FlexFloat | None = None
+    summary_prompt: str | None = None
+    summary_timeout: FlexFloat | None = None
+    consult_prompt: str | None = None
+    consult_timeout: FlexFloat | None = None
+    introduction: str | None = None
+    caller_id: str | None = None
+    msg: str | None = None
+    err_msg: str | None = None
+    assistants: dict[str, str] = Field(default_factory=dict)
+
+
+class Function(SwmlModel):
+    """One SWAIG function. Seed generation: purpose + argument; today's: description + parameters."""
+
+    function: str
+    purpose: str | None = None
+    description: str | None = None
+    argument: dict[str, Any] | None = None
+    parameters: dict[str, Any] | None = None
+    active: FlexBool = True
+    meta_data: dict[str, Any] | None = None
+    meta_data_token: str | None = None
+    data_map: DataMap | None = None
+    web_hook_url: str | None = None
+    web_hook_auth_user: str | None = None
+    web_hook_auth_password: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("web_hook_auth_password", "web_hook_auth_pass"),
+    )
+    fillers: dict[str, list[str]] | list[str] | None = None
+    skip_fillers: FlexBool | None = None
+    wait_file: str | None = None
+    wait_file_loops: FlexInt | None = None
+    wait_for_fillers: FlexBool | None = None
+    builtin: Literal["hangup", "transfer"] | None = None
+    transfer: TransferConfig | None = None
+
+    @property
+    def description_text(self) -> str:
+        """What the model is told about the function (description, or the seed's purpose)."""
+        return self.description or self.purpose or ""
+
+    @property
+    def parameters_schema(self) -> dict[str, Any]:
+        """JSON Schema of the arguments (parameters, or the seed's argument); empty object if none."""
+        schema = self.parameters if self.parameters is not None else self.argument
+        if not schema:
+            return {"type": "object", "properties": {}}
+        return schema
+
+
+class SwaigDefaults(SwmlModel):
+    web_hook_url: str | None = None
+    web_hook_auth_user: str | None = None
+    web_hook_auth_password: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("web_hook_auth_password", "web_hook_auth_pass"),
+    )
+
+
+class Include(SwmlModel):
+    """Remote function signatures fetched with SignalWire's get_signature request."""
+
+    url: str
+    functions: list[str] = Field(default_factory=list)
+    user: str | None = None
+    password: str | None = Field(default=None, validation_alias=AliasChoices("pass", "password"))
+    meta_data: dict[str, Any] | None = None
+
+
+class Swaig(SwmlModel):
+    defaults: SwaigDefaults = Field(default_factory=SwaigDefaults)
+    native_functions: list[str] = Field(default_factory=list)
+    includes: list[Include] = Field(default_factory=list)
+    functions: list[Function] = Field(default_factory=list)
+    internal_fillers: dict[str, Any] | None = None
+
+
+# ---------------------------------------------------------------- the rest of the ai verb
+
+
+class Language(SwmlModel):
+    name: str = "English"
+    code: str = "en-US"
+    voice: str | None = None
+    engine: str | None = None
+    fillers: list[str] = Field(default_factory=list)
+    speech_fillers: list[str] = Field(default_factory=list)
+    function_fillers: list[str] = Field(default_factory=list)
+
+
+class Pronounce(SwmlModel):
+    replace: str
+    with_: str = Field(validation_alias=AliasChoices("with", "with_"), serialization_alias="with")
+    ignore_case: FlexBool = True
+
+
+class FunctionMapEntry(SwmlModel):
+    """IMS LlmConfig.FunctionMap entry: built-in `Function` exposed under the model's `MatchFunction`."""
+
+    Function: Literal["hangup", "transfer"]
+    MatchFunction: str
+
+
+class Params(SwmlModel):
+    """`ai.params`. SignalWire's many params are kept as extras; the ones callgate acts on are typed.
+
+    Times follow SignalWire: milliseconds, except `hard_stop_time` (a duration such as "30m").
+    """
+
+    ai_model: str | None = None
+    llm_base_url: str | None = None
+    app_name: str | None = None
+    local_tz: str | None = None
+    wait_for_user: FlexBool = False
+    static_greeting: str | None = None
+    text_commands: FlexBool = True
+    function_map: list[FunctionMapEntry] = Field(default_factory=list)
+    end_call_phrases: list[str] = Field(default_factory=list)
+    attention_timeout: FlexInt | None = None
+    attention_timeout_prompt: str | None = None
+    inactivity_timeout: FlexInt | None = None
+    inactivity_goodbye: str | None = None
+    hard_stop_time: str | None = None
+    hard_stop_prompt: str | None = None
+    swaig_allow_swml: FlexBool = True
+    swaig_allow_settings: FlexBool = True
+    swaig_post_conversation: FlexBool = False
+    swaig_allow_private_urls: FlexBool = False
+    transfer_allow: list[str] | None = None
+
+    @field_validator("hard_stop_time", mode="before")
+    @classmethod
+    def _duration_str(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+class AI(SwmlModel):
+    """The SWML `ai` verb."""
+
+    prompt: Prompt = Field(default_factory=Prompt)
+    post_prompt: PostPrompt | None = None
+    post_prompt_url: str | None = None
+    post_prompt_auth_user: str | None = None
+    post_prompt_auth_password: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("post_prompt_auth_password", "post_prompt_auth_pass"),
+    )
+    params: Params = Field(default_factory=Params)
+    SWAIG: Swaig = Field(default_factory=Swaig)
+    hints: list[Any] = Field(default_factory=list)
+    languages: list[Language] = Field(default_factory=list)
+    pronounce: list[Pronounce] = Field(default_factory=list)
+    global_data: dict[str, Any] = Field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- the document
+
+
+class Verb(BaseModel):
+    """One SWML verb in a section: its name and its (raw, or for `ai` typed) arguments."""
+
+    name: str
+    args: Any = None
+    label: str | None = None
+    path: str = ""
+
+
+class Document(BaseModel):
+    """A SWML document: `version` + `sections` of verbs. `ai` verbs are parsed into `AI` models."""
+
+    version: str = "1.0.0"
+    sections: dict[str, list[Verb]]
+    source: str | None = None
+
+    def find_ai(self) -> AI | None:
+        """The first `ai` verb, searching `main` first, then the other sections in order."""
+        order = ["main", *[name for name in self.sections if name != "main"]]
+        for name in order:
+            for verb in self.sections.get(name, []):
+                if verb.name == "ai" and isinstance(verb.args, AI):
+                    return verb.args
+        return None

@@ -1,0 +1,1 @@
+"""Telephony abstractions (`base`) and the clock. Channels implement `base`; agent/control use it."""

@@ -1,0 +1,170 @@
+"""The call model every channel implements and every agent/control module programs against.
+
+Every operation is async and returns when it is *done*: `say()` returns after the last audio frame
+was sent (or, on the sim channel, after the virtual time the words take). That is what guarantees a
+goodbye is fully played before the hang-up that follows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal, Protocol, runtime_checkable
+
+
+class EndedReason(StrEnum):
+    """Why a call ended (Vapi's vocabulary, DESIGN §3)."""
+
+    ASSISTANT_ENDED_CALL = "assistant-ended-call"
+    ASSISTANT_SAID_END_CALL_PHRASE = "assistant-said-end-call-phrase"
+    SILENCE_TIMED_OUT = "silence-timed-out"
+    EXCEEDED_MAX_DURATION = "exceeded-max-duration"
+    CUSTOMER_ENDED_CALL = "customer-ended-call"
+    ASSISTANT_FORWARDED_CALL = "assistant-forwarded-call"
+    PIPELINE_ERROR = "pipeline-error"
+
+
+# ---------------------------------------------------------------- events from the far end
+
+
+@dataclass(frozen=True)
+class CallerSpeech:
+    """A transcript of the caller's speech; `final` transcripts start a turn."""
+
+    text: str
+    final: bool = True
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    """The caller started speaking (barge-in, resets silence timers)."""
+
+
+@dataclass(frozen=True)
+class Dtmf:
+    digits: str
+
+
+@dataclass(frozen=True)
+class RemoteHangup:
+    """The far end hung up (or vanished)."""
+
+    cause: str = "hangup"
+
+
+@dataclass(frozen=True)
+class MediaTimeout:
+    """No media arrived from the far end for too long: the peer is probably gone."""
+
+
+CallEvent = CallerSpeech | SpeechStarted | Dtmf | RemoteHangup | MediaTimeout
+
+
+# ---------------------------------------------------------------- destinations and failures
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where a transfer or a dial goes: a number (E.164), a SIP URI, or another agent document."""
+
+    kind: Literal["number", "sip", "assistant"]
+    value: str
+    caller_id: str | None = None
+    extension: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str) -> Destination:
+        """A SIP URI if it looks like one (sip:/sips: or user@host), otherwise a number."""
+        stripped = text.strip()
+        if stripped.lower().startswith(("sip:", "sips:")) or "@" in stripped:
+            return cls(kind="sip", value=stripped)
+        return cls(kind="number", value=stripped)
+
+
+DialFailureCode = Literal["busy", "no-answer", "rejected", "unreachable"]
+
+
+class DialFailed(Exception):
+    """A dial or blind transfer did not reach anyone."""
+
+    def __init__(self, code: DialFailureCode, detail: str = "") -> None:
+        super().__init__(f"{code}: {detail}" if detail else code)
+        self.code: DialFailureCode = code
+        self.detail = detail
+
+
+class CallEnded(Exception):
+    """An operation was attempted on a leg that has already ended."""
+
+
+# ---------------------------------------------------------------- protocols
+
+
+@runtime_checkable
+class Playback(Protocol):
+    """A running `play()`; `stop()` ends it early, `wait()` returns when it has finished."""
+
+    async def stop(self) -> None: ...
+
+    async def wait(self) -> None: ...
+
+
+@runtime_checkable
+class Call(Protocol):
+    """One leg of a call."""
+
+    @property
+    def call_id(self) -> str: ...
+
+    @property
+    def from_number(self) -> str: ...
+
+    @property
+    def to_number(self) -> str: ...
+
+    @property
+    def caller_name(self) -> str: ...
+
+    @property
+    def ended(self) -> bool: ...
+
+    async def answer(self) -> None: ...
+
+    async def say(self, text: str) -> None:
+        """Speak `text`; returns after its last audio frame was sent. Raises CallEnded if gone."""
+        ...
+
+    async def play(self, source: str, loop: bool = False) -> Playback: ...
+
+    async def hold(self) -> None:
+        """No audio either way and no recognition until `unhold()`."""
+        ...
+
+    async def unhold(self) -> None: ...
+
+    async def transfer(self, destination: Destination) -> None:
+        """Blind transfer (SIP REFER, Twilio <Dial>). Raises DialFailed; on success the leg is gone."""
+        ...
+
+    async def hangup(self, reason: str) -> None:
+        """End the leg. Idempotent and terminal: later calls do nothing."""
+        ...
+
+    def events(self) -> AsyncIterator[CallEvent]:
+        """Events from the far end, ending after RemoteHangup or our own hangup."""
+        ...
+
+
+@runtime_checkable
+class Switch(Protocol):
+    """Places outbound legs and joins legs together."""
+
+    async def dial(self, destination: Destination, caller_id: str, timeout: float) -> Call:
+        """Ring `destination`; returns the answered leg or raises DialFailed."""
+        ...
+
+    async def bridge(self, a: Call, b: Call) -> None:
+        """Join two legs' audio; callgate's agents are out of the path afterwards."""
+        ...
