@@ -1,0 +1,93 @@
+"""Expand compiled templates against a context mapping."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from callgate.template.parser import Expression, Placeholder, compile_template, parse_expression
+from callgate.template.paths import resolve
+from callgate.template.render import apply_modifiers, to_text
+
+
+def expand(text: str, ctx: Mapping[str, Any]) -> str:
+    """Expand every `${…}` and `%{…}` in `text`; anything missing becomes "". Never raises.
+
+    Values are inserted once: a value that itself contains `${…}` is not expanded again, so
+    text from the caller or the model cannot reach `meta_data` or other secrets.
+    """
+    if not isinstance(text, str):
+        return to_text(text)
+    parts = compile_template(text)
+    if len(parts) == 1:
+        only = parts[0]
+        return only if only.__class__ is str else _placeholder_text(only, ctx)  # type: ignore[return-value,arg-type]
+    out: list[str] = []
+    for part in parts:
+        out.append(part if part.__class__ is str else _placeholder_text(part, ctx))  # type: ignore[arg-type]
+    return "".join(out)
+
+
+def expand_value(value: Any, ctx: Mapping[str, Any]) -> Any:
+    """Expand every string in a JSON-like value: dict keys and values, list items.
+
+    A string that is exactly one placeholder without modifiers (`"${meta_data.table}"`) keeps
+    the type of what it finds (dict, list, number, bool); every other string becomes a string.
+    Other scalars are returned unchanged; tuples come back as lists. Never raises.
+    """
+    try:
+        return _expand_any(value, ctx)
+    except RecursionError:
+        # Nesting deeper than Python's stack: leave that value as it was written.
+        return value
+
+
+def has_placeholders(text: str) -> bool:
+    """True when `text` holds at least one complete `${…}` or `%{…}` (even an empty `${}`)."""
+    if not isinstance(text, str) or ("${" not in text and "%{" not in text):
+        return False
+    return any(isinstance(part, Placeholder) for part in compile_template(text))
+
+
+def _expand_any(value: Any, ctx: Mapping[str, Any]) -> Any:
+    if isinstance(value, str):
+        return _expand_typed(value, ctx)
+    if isinstance(value, Mapping):
+        return {
+            (expand(key, ctx) if isinstance(key, str) else key): _expand_any(item, ctx)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_expand_any(item, ctx) for item in value]
+    return value
+
+
+def _expand_typed(text: str, ctx: Mapping[str, Any]) -> Any:
+    parts = compile_template(text)
+    if len(parts) == 1 and isinstance(parts[0], Placeholder):
+        expression, found = _evaluate(parts[0], ctx)
+        if expression.plain and found is not None and not isinstance(found, str):
+            return found
+        return apply_modifiers(to_text(found), expression)
+    return expand(text, ctx)
+
+
+def _placeholder_text(placeholder: Placeholder, ctx: Mapping[str, Any]) -> str:
+    try:
+        expression, found = _evaluate(placeholder, ctx)
+        return apply_modifiers(to_text(found), expression)
+    except Exception:
+        # Only reachable through pathological input (e.g. the stack running out); a
+        # placeholder that cannot be expanded is a missing one.
+        return ""
+
+
+def _evaluate(placeholder: Placeholder, ctx: Mapping[str, Any]) -> tuple[Expression, Any]:
+    expression = placeholder.static
+    if expression is None:
+        # Nested placeholders first: `${meta_data.table.${lc:args.target}}`.
+        body = "".join(
+            part if isinstance(part, str) else _placeholder_text(part, ctx) for part in placeholder.parts
+        )
+        expression = parse_expression(body)
+    return expression, resolve(expression.path, ctx)
