@@ -1,0 +1,1 @@
+"""The model client: OpenAI-compatible streaming, tool-call assembly, IMS text commands, sentences."""

@@ -1,0 +1,1 @@
+"""Scenario files: callgate's own test format for agents (DESIGN §6)."""
