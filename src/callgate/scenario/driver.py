@@ -1,0 +1,169 @@
+"""The caller's side of a scenario call: runs the `turns` against a call under test (DESIGN §6).
+
+Turn semantics:
+- every turn starts once the agent has finished responding to what came before (`agent_idle()`),
+  or at once while the caller is on hold or being transferred (the runner never waits for a
+  transfer to finish). So `wait: 35s` is 35 s of silence counted from the end of the agent's answer;
+- `user` speaks, `wait` sleeps on the clock with the caller silent, `dtmf` presses keys, `hangup`
+  hangs up the caller's leg;
+- a turn due after the call ended is skipped and noted in the timeline (expectations decide whether
+  that matters);
+- after the last turn the call runs until it ends by itself; `max_duration` (virtual seconds from the
+  start of the call) caps the whole call: when reached, the caller hangs up and unrun turns are skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from callgate.scenario.format import DtmfTurn, HangupTurn, Turn, UserTurn, WaitTurn
+from callgate.telephony.clock import Clock
+from callgate.timeline import CallOutcome, Timeline
+
+
+class CallUnderTest(Protocol):
+    """The engine's side of a scenario call (implemented in `callgate.agent.scenario_call`)."""
+
+    async def start(self) -> None:
+        """Answer; the agent opens the call (first model request)."""
+        ...
+
+    async def agent_idle(self) -> None:
+        """Return once the agent has finished responding to the latest input (speech done, tools
+        done), or the caller is on hold / being transferred, or the call ended."""
+        ...
+
+    @property
+    def ended(self) -> bool: ...
+
+    @property
+    def caller_on_hold(self) -> bool:
+        """Held or being transferred: user turns go at once."""
+        ...
+
+    async def finish(self) -> CallOutcome:
+        """Wait for post-call work (post_prompt, report delivery) and return the outcome."""
+        ...
+
+
+class CallerLeg(Protocol):
+    """What the driver does as the caller (the sim channel's `SimCall`)."""
+
+    async def caller_says(self, text: str) -> None: ...
+
+    async def press(self, digits: str) -> None: ...
+
+    async def remote_hangup(self) -> None: ...
+
+    async def wait_ended(self) -> None:
+        """Return once the leg has ended, whoever hung up."""
+        ...
+
+
+def describe_turn(turn: Turn) -> str:
+    if isinstance(turn, UserTurn):
+        return f"user: {turn.user!r}"
+    if isinstance(turn, WaitTurn):
+        return f"wait: {turn.wait:g}s"
+    if isinstance(turn, DtmfTurn):
+        return f"dtmf: {turn.dtmf!r}"
+    return "hangup"
+
+
+class TurnDriver:
+    """Runs one scenario's turns; `run()` returns when the call has ended."""
+
+    def __init__(
+        self,
+        call: CallUnderTest,
+        caller: CallerLeg,
+        turns: Sequence[Turn],
+        *,
+        clock: Clock,
+        timeline: Timeline,
+        max_duration: float,
+        now: Callable[[], float] | None = None,
+    ) -> None:
+        self._call = call
+        self._caller = caller
+        self._turns = list(turns)
+        self._clock = clock
+        self._now = now or clock.monotonic
+        self._timeline = timeline
+        self._max_duration = max_duration
+        self._next_turn = 0
+        self.capped = False
+
+    async def run(self) -> None:
+        body = asyncio.create_task(self._body(), name="scenario-turns")
+        cap = asyncio.create_task(self._clock.sleep(self._max_duration), name="scenario-max-duration")
+        try:
+            await asyncio.wait({body, cap}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            cap.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await cap
+        if body.done():
+            body.result()  # re-raise an error of the call under test
+            return
+        body.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await body
+        self.capped = True
+        self._note("max-duration", seconds=self._max_duration)
+        for index in range(self._next_turn, len(self._turns)):
+            self._skip(index, "max_duration reached")
+        if not self._call.ended:
+            await self._caller.remote_hangup()
+
+    async def _body(self) -> None:
+        await self._call.start()
+        for index, turn in enumerate(self._turns):
+            self._next_turn = index
+            if not self._call.ended and not self._call.caller_on_hold:
+                await self._call.agent_idle()
+            if self._call.ended:
+                self._skip(index, "the call had ended")
+                continue
+            self._note("turn", index=index, turn=describe_turn(turn))
+            await self._perform(turn)
+        self._next_turn = len(self._turns)
+        if not self._call.ended:
+            await self._caller.wait_ended()
+
+    async def _perform(self, turn: Turn) -> None:
+        if isinstance(turn, UserTurn):
+            await self._caller.caller_says(turn.user)
+        elif isinstance(turn, WaitTurn):
+            await self._clock.sleep(turn.wait)
+        elif isinstance(turn, DtmfTurn):
+            await self._caller.press(turn.dtmf)
+        elif isinstance(turn, HangupTurn):
+            await self._caller.remote_hangup()
+
+    def _skip(self, index: int, why: str) -> None:
+        self._note("turn-skipped", index=index, turn=describe_turn(self._turns[index]), reason=why)
+
+    def _note(self, kind: str, **data: object) -> None:
+        self._timeline.add(self._now(), kind, "caller", **data)
+
+
+async def drive(
+    call: CallUnderTest,
+    caller: CallerLeg,
+    turns: Sequence[Turn],
+    *,
+    clock: Clock,
+    timeline: Timeline,
+    max_duration: float,
+    now: Callable[[], float] | None = None,
+) -> CallOutcome:
+    """Run the turns, let the call end (or cap it), then wait for post-call work; the outcome."""
+    driver = TurnDriver(
+        call, caller, turns, clock=clock, timeline=timeline, max_duration=max_duration, now=now
+    )
+    await driver.run()
+    return await call.finish()

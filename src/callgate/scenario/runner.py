@@ -1,0 +1,256 @@
+"""Runs scenario files: discovery, wiring one simulated call, checking the outcome.
+
+Each scenario runs in its own fresh virtual-time loop (`run_virtual`), with its own timeline, sim
+switch and caller leg, scripted model server and stubbed HTTP client. The engine side of the call is
+built by `callgate.agent.scenario_call.build_call_under_test` (imported lazily, so this module loads
+without the engine).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+import yaml
+
+from callgate.channels.sim import SimCall, SimSwitch
+from callgate.scenario.driver import CallUnderTest, TurnDriver
+from callgate.scenario.expect import check
+from callgate.scenario.format import SCENARIO_SUFFIXES, Scenario, ScenarioError, load_scenario
+from callgate.scenario.http_stubs import StubTransport
+from callgate.scenario.model_server import ScriptedModelServer
+from callgate.scenario.report import ScenarioResult
+from callgate.telephony.clock import Clock, VirtualClock, run_virtual
+from callgate.timeline import CallOutcome, Timeline
+
+__all__ = [
+    "CallInfo",
+    "ScenarioResult",
+    "build_call_under_test",
+    "discover",
+    "run_scenario",
+    "run_scenario_file",
+]
+
+# Outbound requests of the engine (webhooks, post_prompt delivery) must not hang a scenario forever.
+HTTP_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    """Who calls whom, from the scenario's `call` block."""
+
+    from_number: str
+    to_number: str
+    caller_name: str
+
+
+class CallUnderTestFactory(Protocol):
+    def __call__(
+        self,
+        *,
+        agent_source: str | dict[str, Any],
+        base_dir: Path,
+        caller: SimCall,
+        switch: SimSwitch,
+        clock: Clock,
+        timeline: Timeline,
+        model_base_url: Callable[[str], str],
+        http: httpx.AsyncClient,
+        call: CallInfo,
+    ) -> CallUnderTest: ...
+
+
+def build_call_under_test(
+    *,
+    agent_source: str | dict[str, Any],
+    base_dir: Path,
+    caller: SimCall,
+    switch: SimSwitch,
+    clock: Clock,
+    timeline: Timeline,
+    model_base_url: Callable[[str], str],
+    http: httpx.AsyncClient,
+    call: CallInfo,
+) -> CallUnderTest:
+    """The engine hook: builds the agent side of a scenario call (lives in `callgate.agent`)."""
+    from callgate.agent.scenario_call import build_call_under_test as build
+
+    return build(
+        agent_source=agent_source,
+        base_dir=base_dir,
+        caller=caller,
+        switch=switch,
+        clock=clock,
+        timeline=timeline,
+        model_base_url=model_base_url,
+        http=http,
+        call=call,
+    )
+
+
+# ---------------------------------------------------------------- discovery
+
+
+_TOP_KEY = re.compile(r"^[\"']?(agent|turns|expect)[\"']?\s*:", re.MULTILINE)
+
+
+def _looks_like_scenario(path: Path) -> bool:
+    """A top-level mapping with `agent` and (`turns` or `expect`): agent documents are not scenarios."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError):
+        # A broken file that names the keys at the top level is a scenario to report, not to skip.
+        keys = set(_TOP_KEY.findall(text))
+        return "agent" in keys and bool(keys & {"turns", "expect"})
+    return isinstance(data, dict) and "agent" in data and ("turns" in data or "expect" in data)
+
+
+def discover(paths: Iterable[Path]) -> list[Path]:
+    """Scenario files: each file given, and scenario-shaped files found recursively in each folder.
+
+    A path that does not exist raises FileNotFoundError. Files given by name are always taken (a bad
+    one is then reported as a failed scenario); files in folders only if they look like scenarios.
+    """
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            candidates = sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SCENARIO_SUFFIXES
+            )
+            found += [p for p in candidates if _looks_like_scenario(p)]
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise FileNotFoundError(str(path))
+    return list(dict.fromkeys(found))
+
+
+# ---------------------------------------------------------------- one scenario
+
+
+async def run_scenario(
+    path: Path,
+    *,
+    clock: VirtualClock | None = None,
+    factory: CallUnderTestFactory | None = None,
+) -> ScenarioResult:
+    """Load and run one scenario inside the running virtual-time loop; never raises for its failures."""
+    try:
+        scenario = load_scenario(path)
+    except ScenarioError as exc:
+        return ScenarioResult(file=path, name=path.stem, error="\n".join(exc.problems), malformed=True)
+    return await run_loaded(scenario, path, clock=clock or VirtualClock(), factory=factory)
+
+
+async def run_loaded(
+    scenario: Scenario,
+    path: Path,
+    *,
+    clock: VirtualClock,
+    factory: CallUnderTestFactory | None = None,
+) -> ScenarioResult:
+    origin = clock.monotonic()
+
+    def now() -> float:
+        return clock.monotonic() - origin
+
+    timeline = Timeline()
+    result = ScenarioResult(file=path, name=scenario.name)
+    model = ScriptedModelServer(scenario.llm)
+    passthrough_exact = [scenario.agent] if isinstance(scenario.agent, str) and scenario.agent_is_url else []
+    transport = StubTransport(
+        scenario.http,
+        clock=clock,
+        timeline=timeline,
+        now=now,
+        passthrough=scenario.passthrough,
+        passthrough_exact=passthrough_exact,
+        strict=scenario.strict_http,
+    )
+    outcome: CallOutcome | None = None
+    try:
+        async with model, httpx.AsyncClient(transport=transport, timeout=HTTP_TIMEOUT) as http:
+            switch = SimSwitch(scenario.legs, clock=clock, timeline=timeline)
+            caller = SimCall(
+                from_number=scenario.call.from_number,
+                to_number=scenario.call.to_number,
+                caller_name=scenario.call.caller_name,
+                clock=clock,
+                timeline=timeline,
+            )
+            build = factory or build_call_under_test
+            call = build(
+                agent_source=scenario.agent,
+                base_dir=path.parent.resolve(),
+                caller=caller,
+                switch=switch,
+                clock=clock,
+                timeline=timeline,
+                model_base_url=model.base_url,
+                http=http,
+                call=CallInfo(scenario.call.from_number, scenario.call.to_number, scenario.call.caller_name),
+            )
+            driver = TurnDriver(
+                call,
+                caller,
+                scenario.turns,
+                clock=clock,
+                timeline=timeline,
+                max_duration=scenario.max_duration,
+                now=now,
+            )
+            await driver.run()
+            outcome = await call.finish()
+    except Exception as exc:  # a crash of the engine is a failed scenario, with what happened so far
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        result.error = f"the call crashed: {detail}"
+        timeline.add(now(), "crash", error=detail)
+    finally:
+        await transport.aclose()
+
+    outcome = merge(outcome, timeline=timeline, model_failures=model.failures, transport=transport)
+    result.outcome = outcome
+    result.duration = outcome.hangup_at if outcome.hangup_at is not None else now()
+    result.failures = check(scenario.expect, outcome)
+    return result
+
+
+def merge(
+    outcome: CallOutcome | None,
+    *,
+    timeline: Timeline,
+    model_failures: list[str],
+    transport: StubTransport,
+) -> CallOutcome:
+    """Fold what the runner saw (model failures, HTTP exchanges) into the engine's outcome."""
+    merged = outcome if outcome is not None else CallOutcome(timeline=timeline)
+    if merged.timeline is not timeline:
+        # The engine kept its own timeline: add ours and keep the order of time.
+        merged.timeline.events.extend(e for e in timeline.events if e not in merged.timeline.events)
+        merged.timeline.events.sort(key=lambda e: e.t)
+    for failure in [*model_failures, *transport.failures]:
+        if failure not in merged.failures:
+            merged.failures.append(failure)
+    known = {id(e) for e in merged.http}
+    merged.http.extend(e for e in transport.exchanges if id(e) not in known)
+    return merged
+
+
+def run_scenario_file(path: Path, *, factory: CallUnderTestFactory | None = None) -> ScenarioResult:
+    """Run one scenario in its own fresh virtual-time loop (synchronous; for the CLI)."""
+
+    async def main(clock: VirtualClock) -> ScenarioResult:
+        return await run_scenario(path, clock=clock, factory=factory)
+
+    return run_virtual(main)
