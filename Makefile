@@ -26,7 +26,15 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
-demo: $(STAMP)
+# llama.cpp's native build crashes on CPUs with AMX: build for a portable x86-64 feature set.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+DEMO_STAMP := $(VENV)/.installed-demo
+
+$(DEMO_STAMP): $(STAMP)
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install -q -e '.[dev,demo]'
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(BIN)/callgate demo
 
 bench: $(STAMP)
