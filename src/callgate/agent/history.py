@@ -1,0 +1,88 @@
+"""The conversation in OpenAI message format (SignalWire's call_log) plus a raw log with times."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from callgate.llm.types import ToolCall
+
+
+@dataclass
+class Conversation:
+    system_prompt: str
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    raw_log: list[dict[str, Any]] = field(default_factory=list)
+
+    def _log(self, message: dict[str, Any], t: float) -> None:
+        self.messages.append(message)
+        self.raw_log.append({**message, "timestamp": t})
+
+    def add_user(self, text: str, t: float) -> None:
+        self._log({"role": "user", "content": text}, t)
+
+    def add_system(self, text: str, t: float) -> None:
+        """A mid-call instruction (attention / hard-stop prompts)."""
+        self._log({"role": "system", "content": text}, t)
+
+    def add_assistant(self, text: str, tool_calls: list[ToolCall], t: float) -> None:
+        message: dict[str, Any] = {"role": "assistant", "content": text or None}
+        if tool_calls:
+            message["tool_calls"] = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in tool_calls
+            ]
+        if text or tool_calls:
+            self._log(message, t)
+
+    def add_tool_result(self, call_id: str, content: str, t: float) -> None:
+        self._log({"role": "tool", "tool_call_id": call_id, "content": content}, t)
+
+    def context_switch(self, system_prompt: str | None, user_prompt: str | None, consolidate: bool, t: float) -> None:
+        """SignalWire context_switch: a new system prompt; history kept only when consolidating."""
+        if system_prompt:
+            if consolidate:
+                summary = self.transcript_text()
+                self.system_prompt = system_prompt + (
+                    f"\n\nThe conversation so far:\n{summary}" if summary else ""
+                )
+            else:
+                self.system_prompt = system_prompt
+            self.messages = []
+            self.raw_log.append({"role": "system", "content": self.system_prompt, "timestamp": t})
+        if user_prompt:
+            self.add_user(user_prompt, t)
+
+    def request_messages(self) -> list[dict[str, Any]]:
+        system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        return system + self.messages
+
+    def call_log(self) -> list[dict[str, Any]]:
+        """The whole conversation as SignalWire reports it (system prompt first)."""
+        return self.request_messages()
+
+    def transcript_text(self) -> str:
+        lines = []
+        for message in self.messages:
+            content = message.get("content")
+            if not content or message["role"] not in ("user", "assistant"):
+                continue
+            who = "Customer" if message["role"] == "user" else "Assistant"
+            lines.append(f"{who}: {content}")
+        return "\n".join(lines)
+
+    def newest_input(self) -> str:
+        for message in reversed(self.messages):
+            if message["role"] in ("user", "tool"):
+                return str(message.get("content") or "")
+        return ""
+
+
+def parse_arguments(raw: str) -> dict[str, Any]:
+    """Tool-call arguments as a dict; anything unparsable becomes an empty dict."""
+    try:
+        value = json.loads(raw) if raw.strip() else {}
+    except (json.JSONDecodeError, AttributeError):
+        return {}
+    return value if isinstance(value, dict) else {}

@@ -1,0 +1,517 @@
+"""One AI conversation on the caller's leg: the turn loop and the tool loop.
+
+The session turns caller input into model requests, streams the answer into speech sentence by
+sentence, runs the functions the model calls and carries out the actions they return. It never
+touches call control: hang-ups and transfers are `Decision`s handed to `decide`, awaited to the end.
+
+Rules that make hang-ups exact:
+- a turn that ends the call (a hang-up of any kind, a stop action, a completed transfer) makes no
+  further model request;
+- every goodbye is queued before the hang-up decision and fully played first (`Speaker.drain`);
+- the first hang-up wins; anything the model asks after it is ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from callgate.agent.decisions import Decision, Hangup, Transfer, TransferResult
+from callgate.agent.history import Conversation, parse_arguments
+from callgate.agent.routes import Routes
+from callgate.agent.speaker import Speaker
+from callgate.llm.client import ChatModel
+from callgate.llm.commands import BadCommand, CommandFilter, HangupCommand, Speech, TransferCommand
+from callgate.llm.phrases import match_end_call_phrase
+from callgate.llm.sentences import SentenceSplitter
+from callgate.llm.types import ModelError, ModelSettings, StreamDone, TextDelta, ToolCall, ToolCallsReady
+from callgate.swaig import actions as act
+from callgate.swaig.runtime import FunctionResult, FunctionRuntime
+from callgate.swml.models import AI
+from callgate.telephony.base import Call, CallEnded, EndedReason, Playback
+from callgate.telephony.clock import Clock
+from callgate.timeline import CallOutcome, FunctionCallRecord
+
+log = logging.getLogger(__name__)
+
+FALLBACK_CUT = "Sorry, I lost my train of thought there. Could you say that again?"
+FALLBACK_FAILED = "I'm sorry, I'm having trouble answering right now. Could you say that again?"
+GOODBYE_BROKEN = "I'm sorry, I'm having technical difficulties. Please call back later. Goodbye."
+MAX_MODEL_FAILURES = 2
+FILLER_AFTER_SECONDS = 1.0
+
+
+@dataclass
+class SessionOptions:
+    max_tool_rounds: int = 8
+    leg: str = "caller"
+
+
+@dataclass
+class RoundResult:
+    """What one model request led to."""
+
+    ended: bool = False  # the call is over or handed on: no more model requests
+    stopped: bool = False  # the `ai` verb ended (stop action) but SWML may go on
+    again: bool = False  # tool results were added: ask the model again
+
+
+@dataclass
+class _Pending:
+    hangup: Hangup | None = None
+    transfer: Transfer | None = None
+    stop: bool = False
+    transfer_call_id: str | None = None  # the tool call whose result is the transfer's outcome
+    swml_failure: str | None = None  # a function's SWML connect failed: the rest of its actions are skipped
+    user_inputs: list[str] = field(default_factory=list)
+
+
+SwmlRunner = Callable[[dict[str, Any], bool], Awaitable[tuple[bool, str | None]]]
+"""Runs a SWML document from a function's action in the call.
+
+Returns (handed_on, transfer_failure): whether the call was handed on, and why a connect failed.
+"""
+
+
+class AgentSession:
+    def __init__(
+        self,
+        *,
+        ai: AI,
+        call: Call,
+        model: ChatModel,
+        settings: ModelSettings,
+        functions: FunctionRuntime,
+        routes: Routes,
+        conversation: Conversation,
+        decide: Callable[[Decision], Awaitable[TransferResult | None]],
+        is_live: Callable[[], bool],
+        run_swml: SwmlRunner,
+        clock: Clock,
+        outcome: CallOutcome,
+        started_at: float,
+        options: SessionOptions | None = None,
+    ) -> None:
+        self.ai = ai
+        self.call = call
+        self.model = model
+        self.settings = settings
+        self.functions = functions
+        self.routes = routes
+        self.conversation = conversation
+        self._decide = decide
+        self._is_live = is_live
+        self._run_swml = run_swml
+        self.clock = clock
+        self.outcome = outcome
+        self._started_at = started_at
+        self.options = options or SessionOptions()
+        self.speaker = Speaker(call, ai.pronounce, on_spoken=self._on_spoken)
+        self._inputs: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._finished = False
+        self._phrase_hit: str | None = None
+        self._model_failures = 0
+        self._background: Playback | None = None
+        self._filler_index = 0
+        self.result = "success"
+        self.on_idle: Callable[[], None] | None = None
+        self.on_busy: Callable[[], None] | None = None
+        self.input_tokens = 0
+        self.output_tokens = 0
+
+    # ------------------------------------------------------------ outside world
+
+    def now(self) -> float:
+        return self.clock.monotonic() - self._started_at
+
+    def note(self, kind: str, **data: Any) -> None:
+        self.outcome.timeline.add(self.now(), kind, leg=self.options.leg, **data)
+
+    def submit_user(self, text: str) -> None:
+        """A final transcript of the caller's speech."""
+        self._submit("user", text)
+
+    def submit_prompt(self, kind: str, text: str) -> None:
+        """An instruction from a timer (`attention`, `hard_stop`) that makes the model speak."""
+        self._submit(kind, text)
+
+    def close(self) -> None:
+        """Wake the loop so it notices the call has ended."""
+        self._inputs.put_nowait(("end", ""))
+
+    def _submit(self, kind: str, text: str) -> None:
+        self._idle.clear()
+        if self.on_busy is not None:
+            self.on_busy()
+        self._inputs.put_nowait((kind, text))
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    @property
+    def busy(self) -> bool:
+        return not self._idle.is_set()
+
+    # ------------------------------------------------------------ main loop
+
+    async def run(self, *, open_call: bool) -> str:
+        """Run the conversation until it ends; returns SignalWire's ai_result (success | failed)."""
+        try:
+            if open_call:
+                self._idle.clear()
+                if self.on_busy is not None:
+                    self.on_busy()
+                await self._respond()
+                self._settle()
+            while not self._finished and self._is_live():
+                kind, text = await self._inputs.get()
+                if kind == "end" or not self._is_live():
+                    break
+                if kind == "user":
+                    self.conversation.add_user(text, self.now())
+                else:
+                    self.conversation.add_system(text, self.now())
+                await self._respond(final=(kind == "hard_stop"))
+                self._settle()
+        except CallEnded:
+            self.note("caller-gone")
+        finally:
+            self._finished = True
+            self._idle.set()
+            if self._background is not None:
+                await self._background.stop()
+        return self.result
+
+    def _settle(self) -> None:
+        if self._inputs.empty() and not self._finished:
+            self._idle.set()
+            if self.on_idle is not None:
+                self.on_idle()
+
+    async def _respond(self, *, final: bool = False) -> None:
+        """One turn: model rounds until the model stops calling tools or the turn ends the call."""
+        for _round in range(self.options.max_tool_rounds):
+            if not self._is_live():
+                self._finished = True
+                return
+            outcome = await self._model_round()
+            if outcome.ended or outcome.stopped:
+                self._finished = True
+                return
+            if not outcome.again:
+                break
+        else:
+            self.note("tool-rounds-exhausted", limit=self.options.max_tool_rounds)
+        if final:
+            await self.speaker.drain()
+            await self._end(Hangup(EndedReason.EXCEEDED_MAX_DURATION))
+
+    # ------------------------------------------------------------ one model request
+
+    async def _model_round(self) -> RoundResult:
+        commands = CommandFilter(enabled=self.ai.params.text_commands)
+        splitter = SentenceSplitter()
+        raw_text: list[str] = []
+        tool_calls: list[ToolCall] = []
+        pending = _Pending()
+        tools = self.functions.tools() + self.routes.extra_tools
+        self.note("model-request", messages=len(self.conversation.request_messages()))
+
+        def speak(text: str) -> None:
+            for sentence in splitter.feed(text):
+                self.speaker.say_soon(sentence)
+
+        def handle(pieces: list[Any]) -> None:
+            for piece in pieces:
+                if pending.hangup or pending.transfer:
+                    # A command ends the turn's speech: nothing after it is spoken.
+                    if isinstance(piece, Speech):
+                        continue
+                if isinstance(piece, Speech):
+                    speak(piece.text)
+                elif isinstance(piece, HangupCommand):
+                    for sentence in splitter.flush():
+                        self.speaker.say_soon(sentence)
+                    if pending.hangup is None and pending.transfer is None:
+                        self.note("command", command="hangup", endword=piece.endword)
+                        if piece.endword:
+                            self.speaker.say_soon(piece.endword)
+                        pending.hangup = Hangup(EndedReason.ASSISTANT_ENDED_CALL, "imsagent_hangup")
+                elif isinstance(piece, TransferCommand):
+                    for sentence in splitter.flush():
+                        self.speaker.say_soon(sentence)
+                    if pending.hangup is None and pending.transfer is None:
+                        self.note("command", command="transfer", callee=piece.callee)
+                        pending.transfer = Transfer(
+                            destination=piece.callee,
+                            source="ims",
+                            caller_id=piece.caller or None,
+                            msg=piece.msg or None,
+                            err_msg=piece.err_msg or None,
+                            origin="model",
+                        )
+                elif isinstance(piece, BadCommand):
+                    self.note("bad-command", raw=piece.raw, reason=piece.reason)
+
+        try:
+            async for event in self.model.stream(self.conversation.request_messages(), tools or None, self.settings):
+                if isinstance(event, TextDelta):
+                    raw_text.append(event.text)
+                    handle(commands.feed(event.text))
+                elif isinstance(event, ToolCallsReady):
+                    tool_calls = list(event.calls)
+                elif isinstance(event, StreamDone):
+                    self.input_tokens += event.input_tokens
+                    self.output_tokens += event.output_tokens
+            handle(commands.flush())
+            for sentence in splitter.flush():
+                self.speaker.say_soon(sentence)
+        except ModelError as error:
+            return await self._model_failed(error, commands, splitter, raw_text, handle)
+        self._model_failures = 0
+        text = "".join(raw_text)
+        self.conversation.add_assistant(text, tool_calls, self.now())
+        if text:
+            self.note("assistant", text=text)
+
+        if pending.hangup or pending.transfer:
+            # A text command ends the turn: tool calls in the same answer are not run.
+            return await self._finish_command(pending)
+        if tool_calls:
+            return await self._run_tools(tool_calls)
+        await self.speaker.drain()
+        if self._phrase_hit is not None:
+            await self._end(Hangup(EndedReason.ASSISTANT_SAID_END_CALL_PHRASE, self._phrase_hit))
+            return RoundResult(ended=True)
+        return RoundResult()
+
+    async def _model_failed(
+        self,
+        error: ModelError,
+        commands: CommandFilter,
+        splitter: SentenceSplitter,
+        raw_text: list[str],
+        handle: Callable[[list[Any]], None],
+    ) -> RoundResult:
+        """A broken stream: say what was said, then a short fallback — never silence."""
+        self.note("model-error", kind=error.kind, message=str(error))
+        handle(commands.flush())
+        for sentence in splitter.flush():
+            self.speaker.say_soon(sentence)
+        text = "".join(raw_text)
+        if text:
+            self.conversation.add_assistant(text, [], self.now())
+        self._model_failures += 1
+        if error.kind == "config" or self._model_failures >= MAX_MODEL_FAILURES and not text:
+            self.result = "failed"
+            self.speaker.say_soon(GOODBYE_BROKEN)
+            await self.speaker.drain()
+            await self._end(Hangup(EndedReason.PIPELINE_ERROR, error.kind))
+            return RoundResult(ended=True)
+        self.speaker.say_soon(FALLBACK_CUT if text else FALLBACK_FAILED)
+        await self.speaker.drain()
+        return RoundResult()
+
+    async def _finish_command(self, pending: _Pending) -> RoundResult:
+        await self.speaker.drain()
+        if pending.hangup is not None:
+            await self._end(pending.hangup)
+            return RoundResult(ended=True)
+        assert pending.transfer is not None
+        result = await self._decide(pending.transfer)
+        if result is not None and result.outcome in ("completed", "cancelled"):
+            return RoundResult(ended=True)
+        # A failed IMS transfer: control spoke err_msg; wait for the caller.
+        return RoundResult()
+
+    # ------------------------------------------------------------ tools
+
+    async def _run_tools(self, calls: list[ToolCall]) -> RoundResult:
+        pending = _Pending()
+        # Functions run concurrently; their results and actions are applied in the model's order.
+        tasks: dict[str, asyncio.Task[FunctionResult]] = {}
+        for call in calls:
+            if self.routes.builtin_for(call.name) is None:
+                tasks[call.id] = asyncio.create_task(self.functions.call(call.name, call.arguments))
+        if tasks:
+            await self._fill_while_waiting(calls, tasks)
+        for call in calls:
+            if pending.hangup or pending.stop or (pending.transfer and call.id != pending.transfer_call_id):
+                # Every tool call gets a result, even those the ending turn leaves unrun.
+                task = tasks.get(call.id)
+                if task is not None:
+                    task.cancel()
+                self.conversation.add_tool_result(call.id, "Not run: the call is ending.", self.now())
+                continue
+            builtin = self.routes.builtin_for(call.name)
+            arguments = parse_arguments(call.arguments)
+            self.note("function-call", name=call.name, arguments=arguments)
+            if builtin is not None:
+                response = await self._builtin(builtin, call, arguments, pending)
+                self.outcome.functions.append(FunctionCallRecord(call.name, arguments, response))
+                if pending.transfer_call_id != call.id:
+                    self.conversation.add_tool_result(call.id, response, self.now())
+                continue
+            result = await tasks[call.id]
+            self.note("function-result", name=call.name, response=result.response, error=result.error)
+            if result.builtin is not None:
+                await self._builtin(result.builtin, call, result.args, pending)
+            pending.swml_failure = None
+            await self._apply_actions(result.actions, pending)
+            response = result.response
+            if pending.swml_failure is not None:
+                # The transfer the function asked for did not happen; the model must know why.
+                response = f"{response} {pending.swml_failure}".strip()
+            self.outcome.functions.append(FunctionCallRecord(call.name, arguments, response))
+            self.conversation.add_tool_result(call.id, response, self.now())
+        for text in pending.user_inputs:
+            self.conversation.add_user(text, self.now())
+        await self.speaker.drain()
+        if pending.hangup is not None:
+            await self._end(pending.hangup)
+            return RoundResult(ended=True)
+        if pending.transfer is not None:
+            result = await self._decide(pending.transfer)
+            answer = result.for_model() if result is not None else "The call was transferred."
+            if pending.transfer_call_id is not None:
+                self.conversation.add_tool_result(pending.transfer_call_id, answer, self.now())
+            else:
+                self.conversation.add_system(f"Transfer result: {answer}", self.now())
+            if result is None or result.outcome in ("completed", "cancelled"):
+                return RoundResult(ended=True)
+            return RoundResult(again=True)
+        if pending.stop:
+            return RoundResult(stopped=True)
+        if self._phrase_hit is not None:
+            await self._end(Hangup(EndedReason.ASSISTANT_SAID_END_CALL_PHRASE, self._phrase_hit))
+            return RoundResult(ended=True)
+        return RoundResult(again=True)
+
+    async def _fill_while_waiting(self, calls: list[ToolCall], tasks: dict[str, asyncio.Task[FunctionResult]]) -> None:
+        """Speak a filler if the functions take longer than a moment (languages/function fillers)."""
+        done, _ = await asyncio.wait(tasks.values(), timeout=FILLER_AFTER_SECONDS)
+        if len(done) == len(tasks):
+            return
+        fillers = self._fillers_for(calls)
+        if fillers:
+            filler = fillers[self._filler_index % len(fillers)]
+            self._filler_index += 1
+            self.note("filler", text=filler)
+            self.speaker.say_soon(filler)
+        await asyncio.wait(tasks.values())
+
+    def _fillers_for(self, calls: list[ToolCall]) -> list[str]:
+        for call in calls:
+            function = self.functions.get(call.name)
+            if function is None or function.fillers is None or function.skip_fillers:
+                continue
+            if isinstance(function.fillers, list):
+                return list(function.fillers)
+            for values in function.fillers.values():
+                if values:
+                    return list(values)
+        fillers: list[str] = []
+        for language in self.ai.languages:
+            fillers.extend(language.function_fillers or language.fillers)
+        return fillers
+
+    async def _builtin(self, kind: str, call: ToolCall, arguments: dict[str, Any], pending: _Pending) -> str:
+        if kind == "hangup":
+            if pending.hangup is None:
+                pending.hangup = Hangup(EndedReason.ASSISTANT_ENDED_CALL, call.name)
+            return "The call is ending."
+        destination = self._transfer_destination(call.name, arguments)
+        if destination is None:
+            return "Transfer failed: no destination was given."
+        if pending.transfer is not None or pending.hangup is not None:
+            return "Ignored: the call is already being ended or transferred."
+        pending.transfer_call_id = call.id
+        function = self.functions.get(call.name)
+        config = function.transfer if function is not None else None
+        pending.transfer = Transfer(
+            destination=destination,
+            source="builtin",
+            mode=config.mode if config else "blind",
+            msg=config.msg if config else None,
+            err_msg=config.err_msg if config else None,
+            caller_id=config.caller_id if config else None,
+        )
+        return f"Transferring to {destination}."
+
+    def _transfer_destination(self, name: str, arguments: dict[str, Any]) -> str | None:
+        function = self.functions.get(name)
+        wanted = next(
+            (str(arguments[key]) for key in ("destination", "target", "to", "number") if arguments.get(key)), None
+        )
+        destinations = (function.transfer.destinations if function and function.transfer else None) or []
+        for entry in destinations:
+            if isinstance(entry, str) and (wanted is None or entry == wanted):
+                return entry
+            if isinstance(entry, dict):
+                number = entry.get("number") or entry.get("sipUri") or entry.get("to")
+                names = {str(entry.get(k, "")).lower() for k in ("name", "description", "number", "sipUri")}
+                if number and (wanted is None or wanted.lower() in names):
+                    return str(number)
+        return wanted
+
+    async def _apply_actions(self, actions: list[act.Action], pending: _Pending) -> None:
+        for action in actions:
+            if pending.hangup or pending.transfer:
+                return
+            if isinstance(action, act.Say):
+                self.speaker.say_soon(action.text)
+            elif isinstance(action, act.Stop):
+                pending.stop = True
+            elif isinstance(action, act.Hangup):
+                pending.hangup = Hangup(EndedReason.ASSISTANT_ENDED_CALL, "hangup action")
+            elif isinstance(action, act.Swml):
+                await self.speaker.drain()
+                handed_on, failure = await self._run_swml(action.document, action.transfer)
+                if handed_on or not self._is_live():
+                    self._finished = True
+                    pending.stop = True
+                    return
+                if failure is not None:
+                    pending.swml_failure = failure
+                    return
+            elif isinstance(action, act.ContextSwitch):
+                self.conversation.context_switch(
+                    action.system_prompt, action.user_prompt, action.consolidate, self.now()
+                )
+            elif isinstance(action, act.UserInput):
+                pending.user_inputs.append(action.text)
+            elif isinstance(action, act.PlaybackBg):
+                if self._background is not None:
+                    await self._background.stop()
+                self._background = await self.call.play(action.file, loop=not action.wait)
+                if action.wait:
+                    await self._background.wait()
+                    self._background = None
+            elif isinstance(action, act.StopPlaybackBg):
+                if self._background is not None:
+                    await self._background.stop()
+                    self._background = None
+            elif isinstance(action, act.Hold):
+                self.note("hold-action", timeout=action.timeout)
+            elif isinstance(action, act.UnknownAction):
+                self.note("unknown-action", name=action.name)
+            # toggle_functions, set/unset meta/global data: applied by the functions runtime.
+
+    # ------------------------------------------------------------ ending
+
+    def _on_spoken(self, text: str) -> None:
+        if self._phrase_hit is None and self.ai.params.end_call_phrases:
+            self._phrase_hit = match_end_call_phrase(text, self.ai.params.end_call_phrases)
+
+    async def _end(self, decision: Hangup) -> None:
+        self._finished = True
+        await self._decide(decision)

@@ -1,0 +1,340 @@
+"""Runs one call: the document's SWML on the caller's leg, the agent, call control and timers.
+
+This is where agent and control meet (DESIGN §2): the agent emits decisions, the controller carries
+them out; caller events from the channel feed both. Nothing here knows which channel it runs on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from callgate.agent.decisions import Decision, TransferResult
+from callgate.agent.history import Conversation
+from callgate.agent.routes import resolve_routes
+from callgate.agent.session import AgentSession
+from callgate.agent.swml_exec import SwmlContext, SwmlInterpreter
+from callgate.control.call_state import CallState
+from callgate.control.controller import CallController
+from callgate.control.timers import (
+    DEFAULT_ATTENTION_PROMPT,
+    DEFAULT_INACTIVITY_GOODBYE,
+    DEFAULT_INACTIVITY_MS,
+    SilencePolicy,
+    SilenceWatch,
+    check_ms,
+    parse_hard_stop,
+)
+from callgate.llm.client import ChatModel
+from callgate.llm.types import ModelSettings
+from callgate.swaig.context import CallContext
+from callgate.swaig.runtime import FunctionRuntime
+from callgate.swml.models import AI, Document, Verb
+from callgate.swml.pom import render_pom
+from callgate.telephony.base import (
+    Call,
+    CallEnded,
+    CallerSpeech,
+    Dtmf,
+    EndedReason,
+    MediaTimeout,
+    RemoteHangup,
+    SpeechStarted,
+    Switch,
+)
+from callgate.telephony.clock import Clock
+from callgate.template import expand
+from callgate.timeline import CallOutcome
+
+log = logging.getLogger(__name__)
+
+ModelFactory = Callable[[str, AI], ChatModel]
+"""Makes the model client for a role (`agent`, `summary`, `consult`, `post_prompt`) of a document."""
+
+
+@dataclass
+class CallSetup:
+    document: Document
+    call: Call
+    clock: Clock
+    http: httpx.AsyncClient
+    model_for: ModelFactory
+    context: CallContext
+    switch: Switch | None = None
+    sms_webhook_url: str | None = None
+    variables: dict[str, Any] = field(default_factory=dict)
+
+
+def prompt_text(ai: AI, variables: dict[str, Any]) -> str:
+    """The system prompt: `text` or rendered `pom`, with `${…}` call variables expanded."""
+    text = ai.prompt.text if ai.prompt.text is not None else render_pom(ai.prompt.pom or [])
+    # meta_data is never part of the scope: it must not reach the model.
+    return expand(text, {**variables, "global_data": ai.global_data})
+
+
+def model_settings(ai: AI) -> ModelSettings:
+    prompt = ai.prompt
+    return ModelSettings(
+        model=ai.params.ai_model,
+        temperature=prompt.temperature,
+        top_p=prompt.top_p,
+        presence_penalty=prompt.presence_penalty,
+        frequency_penalty=prompt.frequency_penalty,
+        max_tokens=prompt.max_tokens,
+    )
+
+
+class CallRunner:
+    def __init__(self, setup: CallSetup, outcome: CallOutcome | None = None) -> None:
+        self.setup = setup
+        self.clock = setup.clock
+        self.outcome = outcome or CallOutcome()
+        self.started_at = self.clock.monotonic()
+        self.controller = CallController(setup.call, setup.switch, self.clock, self.outcome, self.started_at)
+        self.session: AgentSession | None = None
+        self.conversation: Conversation | None = None
+        self.functions: FunctionRuntime | None = None
+        self._early_speech: list[str] = []
+        self._watch: SilenceWatch | None = None
+        self._main: asyncio.Task[None] | None = None
+        self._session_ready = asyncio.Event()
+        self.ended = asyncio.Event()
+
+    # ------------------------------------------------------------ for drivers (scenario runner, servers)
+
+    @property
+    def caller_on_hold(self) -> bool:
+        return self.controller.state.state in (CallState.HELD, CallState.TRANSFERRING)
+
+    async def agent_idle(self) -> None:
+        """Returns once the agent has finished responding to the latest input, or the call ended."""
+        while not self.ended.is_set():
+            session = self.session
+            if session is not None and not session.finished and not session.busy:
+                return
+            if session is None or session.finished:
+                # Between AI sessions (SWML running) or after: wait for progress.
+                waiter = asyncio.ensure_future(self._session_ready.wait())
+                ended = asyncio.ensure_future(self.ended.wait())
+                await asyncio.wait({waiter, ended}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                ended.cancel()
+                if session is not None and session.finished and self.session is session:
+                    # The AI verb is over and SWML goes on; only the end of the call remains.
+                    if not self.ended.is_set():
+                        await self.ended.wait()
+                    return
+                continue
+            idle = asyncio.ensure_future(session.wait_idle())
+            ended = asyncio.ensure_future(self.ended.wait())
+            await asyncio.wait({idle, ended}, return_when=asyncio.FIRST_COMPLETED)
+            idle.cancel()
+            ended.cancel()
+            if session.finished and not self.ended.is_set():
+                continue
+            return
+
+    def note(self, kind: str, **data: Any) -> None:
+        self.outcome.timeline.add(self.clock.monotonic() - self.started_at, kind, **data)
+
+    # ------------------------------------------------------------ the call
+
+    async def run(self) -> CallOutcome:
+        events = asyncio.create_task(self._read_events(), name="call-events")
+        interpreter = SwmlInterpreter(self._swml_context(), self.setup.document.sections)
+        self._main = asyncio.create_task(interpreter.run(), name="swml-main")
+        try:
+            await self._main
+        except asyncio.CancelledError:
+            if not self.controller.state.state == CallState.ENDED:
+                raise
+        except CallEnded:
+            self.controller.remote_hangup()
+        finally:
+            if self._watch is not None:
+                self._watch.stop()
+            if self.controller.state.state != CallState.ENDED:
+                await self.controller.hangup(EndedReason.ASSISTANT_ENDED_CALL, "call runner finished")
+            events.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await events
+            self.ended.set()
+        return self.outcome
+
+    def _swml_context(self) -> SwmlContext:
+        return SwmlContext(
+            call=self.setup.call,
+            clock=self.clock,
+            decide=self._decide,
+            is_live=lambda: self.controller.live,
+            run_ai=self._run_ai,
+            note=self.note,
+            answer=self._answer,
+            http=self.setup.http,
+            sms_webhook_url=self.setup.sms_webhook_url,
+            variables=self._variables(),
+        )
+
+    def _variables(self) -> dict[str, Any]:
+        ctx = self.setup.context
+        return {
+            "call_id": ctx.call_id,
+            "caller_id_num": ctx.caller_id_num,
+            "caller_id_name": ctx.caller_id_name,
+            "to_number": getattr(ctx, "to_number", ""),
+            **self.setup.variables,
+        }
+
+    async def _answer(self) -> None:
+        if self.controller.state.state == CallState.RINGING:
+            await self.controller.answer()
+
+    async def _decide(self, decision: Decision) -> TransferResult | None:
+        return await self.controller.execute(decision)
+
+    async def _run_swml_action(self, document: dict[str, Any], transfer: bool) -> tuple[bool, str | None]:
+        """A function's SWML action runs on the call now: (handed the call on?, why a connect failed)."""
+        sections_raw = document.get("sections", document)
+        sections: dict[str, list[Verb]] = {}
+        if isinstance(sections_raw, dict):
+            for name, verbs in sections_raw.items():
+                if isinstance(verbs, list):
+                    sections[name] = [
+                        Verb(name=str(key), args=value)
+                        for item in verbs
+                        if isinstance(item, dict)
+                        for key, value in item.items()
+                    ]
+        interpreter = SwmlInterpreter(self._swml_context(), sections)
+        await interpreter.run(hang_up_at_end=False)
+        if interpreter.transfer_failure is not None:
+            return False, interpreter.transfer_failure
+        return interpreter.handed_on or transfer or not self.controller.live, None
+
+    async def _run_ai(self, ai: AI) -> str:
+        setup = self.setup
+        variables = self._variables()
+        text = prompt_text(ai, variables)
+        functions = FunctionRuntime(ai, setup.context, setup.http, clock=self.clock)
+        await functions.load_includes()
+        routes = resolve_routes(ai, text)
+        conversation = Conversation(system_prompt=text)
+        session = AgentSession(
+            ai=ai,
+            call=setup.call,
+            model=setup.model_for("agent", ai),
+            settings=model_settings(ai),
+            functions=functions,
+            routes=routes,
+            conversation=conversation,
+            decide=self._decide,
+            is_live=lambda: self.controller.live,
+            run_swml=self._run_swml_action,
+            clock=self.clock,
+            outcome=self.outcome,
+            started_at=self.started_at,
+        )
+        self.functions, self.conversation, self.session = functions, conversation, session
+        watch = self._make_watch(ai, session)
+        session.on_idle = lambda: watch.set_waiting(not self.caller_on_hold)
+        session.on_busy = lambda: watch.set_waiting(False)
+        self._watch = watch
+        watch_task = asyncio.create_task(watch.run(), name="silence-watch")
+        hard_stop = self._hard_stop_task(ai, session)
+        open_call = not ai.params.wait_for_user and not self._early_speech
+        for text_heard in self._early_speech:
+            session.submit_user(text_heard)
+        self._early_speech.clear()
+        self._session_ready.set()
+        try:
+            return await session.run(open_call=open_call)
+        finally:
+            watch.stop()
+            watch_task.cancel()
+            if hard_stop is not None:
+                hard_stop.cancel()
+            self._session_ready.set()
+
+    def _make_watch(self, ai: AI, session: AgentSession) -> SilenceWatch:
+        params = ai.params
+        inactivity = check_ms("inactivity_timeout", params.inactivity_timeout)
+        if params.inactivity_timeout is None:
+            inactivity = DEFAULT_INACTIVITY_MS / 1000.0
+        policy = SilencePolicy(
+            attention=check_ms("attention_timeout", params.attention_timeout),
+            attention_prompt=params.attention_timeout_prompt or DEFAULT_ATTENTION_PROMPT,
+            inactivity=inactivity,
+            goodbye=params.inactivity_goodbye or DEFAULT_INACTIVITY_GOODBYE,
+        )
+
+        async def on_inactivity() -> None:
+            self.note("silence-timeout", seconds=policy.inactivity)
+            try:
+                await session.speaker.say(policy.goodbye)
+            except CallEnded:
+                return
+            await self.controller.hangup(EndedReason.SILENCE_TIMED_OUT)
+            session.close()
+
+        def on_attention(prompt: str) -> None:
+            self.note("attention-timeout", seconds=policy.attention)
+            session.submit_prompt("attention", prompt)
+
+        return SilenceWatch(self.clock, policy, on_attention, on_inactivity)
+
+    def _hard_stop_task(self, ai: AI, session: AgentSession) -> asyncio.Task[None] | None:
+        if not ai.params.hard_stop_time:
+            return None
+        seconds = parse_hard_stop(ai.params.hard_stop_time)
+        prompt = ai.params.hard_stop_prompt
+
+        async def fire() -> None:
+            await self.clock.sleep(max(0.0, seconds - (self.clock.monotonic() - self.started_at)))
+            self.note("hard-stop", seconds=seconds)
+            if prompt:
+                session.submit_prompt("hard_stop", prompt)
+                return
+            await session.speaker.drain()
+            await self.controller.hangup(EndedReason.EXCEEDED_MAX_DURATION)
+            session.close()
+
+        return asyncio.create_task(fire(), name="hard-stop")
+
+    # ------------------------------------------------------------ caller events
+
+    async def _read_events(self) -> None:
+        async for event in self.setup.call.events():
+            if isinstance(event, CallerSpeech):
+                if not event.final:
+                    continue
+                self.note("caller-said", text=event.text)
+                if self._watch is not None:
+                    self._watch.caller_activity()
+                session = self.session
+                if session is not None and not session.finished:
+                    session.submit_user(event.text)
+                elif session is None:
+                    self._early_speech.append(event.text)
+            elif isinstance(event, SpeechStarted):
+                if self._watch is not None:
+                    self._watch.caller_activity()
+            elif isinstance(event, Dtmf):
+                self.note("dtmf", digits=event.digits)
+                if self._watch is not None:
+                    self._watch.caller_activity()
+                if self.session is not None and not self.session.finished:
+                    self.session.submit_user(f"DTMF: {event.digits}")
+            elif isinstance(event, RemoteHangup | MediaTimeout):
+                self.note("caller-hangup", cause=getattr(event, "cause", "media-timeout"))
+                self.controller.remote_hangup(getattr(event, "cause", "media-timeout"))
+                if self.session is not None:
+                    self.session.speaker.cancel()
+                if self._main is not None:
+                    self._main.cancel()
+                return

@@ -1,0 +1,129 @@
+"""The engine side of a scenario call: a `CallRunner` on the sim channel behind `CallUnderTest`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+
+from callgate.llm.client import ChatModel, OpenAIChatModel
+from callgate.runtime.call_runner import CallRunner, CallSetup
+from callgate.swaig.context import CallContext
+from callgate.swml.fetch import CallInfo as FetchCallInfo
+from callgate.swml.loader import fetch_document, load_document, parse_document
+from callgate.swml.models import AI, Document
+from callgate.telephony.base import Call, Switch
+from callgate.telephony.clock import Clock
+from callgate.timeline import CallOutcome, Timeline
+
+
+class ScenarioCallInfo(Protocol):
+    @property
+    def from_number(self) -> str: ...
+
+    @property
+    def to_number(self) -> str: ...
+
+    @property
+    def caller_name(self) -> str: ...
+
+
+class ScenarioCall:
+    """Implements the scenario driver's `CallUnderTest` protocol."""
+
+    def __init__(
+        self,
+        *,
+        agent_source: str | dict[str, Any],
+        base_dir: Path,
+        caller: Call,
+        switch: Switch,
+        clock: Clock,
+        timeline: Timeline,
+        model_base_url: Callable[[str], str],
+        http: httpx.AsyncClient,
+        call: ScenarioCallInfo,
+    ) -> None:
+        self._agent_source = agent_source
+        self._base_dir = base_dir
+        self._caller = caller
+        self._switch = switch
+        self._clock = clock
+        self._model_base_url = model_base_url
+        self._http = http
+        self._call = call
+        self.outcome = CallOutcome(timeline=timeline)
+        self.runner: CallRunner | None = None
+        self._task: asyncio.Task[CallOutcome] | None = None
+        self._ready = asyncio.Event()
+
+    async def _document(self, context: CallContext) -> Document:
+        source = self._agent_source
+        if isinstance(source, dict):
+            return parse_document(source, source="<inline agent>").document
+        if source.startswith(("http://", "https://")):
+            info = FetchCallInfo(
+                call_id=context.call_id,
+                from_number=self._call.from_number,
+                to_number=self._call.to_number,
+                caller_name=self._call.caller_name,
+            )
+            return (await fetch_document(source, call=info, client=self._http)).document
+        path = Path(source)
+        if not path.is_absolute():
+            path = self._base_dir / path
+        return load_document(path).document
+
+    def _model_for(self, role: str, ai: AI) -> ChatModel:
+        return OpenAIChatModel(self._model_base_url(role), "scenario-key", clock=self._clock)
+
+    async def start(self) -> None:
+        context = CallContext(
+            caller_id_num=self._call.from_number,
+            caller_id_name=self._call.caller_name,
+            to_number=self._call.to_number,
+        )
+        document = await self._document(context)
+        setup = CallSetup(
+            document=document,
+            call=self._caller,
+            clock=self._clock,
+            http=self._http,
+            model_for=self._model_for,
+            context=context,
+            switch=self._switch,
+        )
+        self.runner = CallRunner(setup, self.outcome)
+        self._task = asyncio.create_task(self.runner.run(), name="scenario-call")
+        self._ready.set()
+        # Let the call get going (answer, the agent's first request) before the first turn.
+        await asyncio.sleep(0)
+
+    async def agent_idle(self) -> None:
+        await self._ready.wait()
+        assert self.runner is not None
+        if self.caller_on_hold:
+            return
+        await self.runner.agent_idle()
+
+    @property
+    def ended(self) -> bool:
+        return self.runner is not None and self.runner.ended.is_set()
+
+    @property
+    def caller_on_hold(self) -> bool:
+        return self.runner is not None and self.runner.caller_on_hold
+
+    async def finish(self) -> CallOutcome:
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        return self.outcome
+
+
+def build_call_under_test(**kwargs: Any) -> ScenarioCall:
+    return ScenarioCall(**kwargs)
