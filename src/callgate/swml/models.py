@@ -35,7 +35,10 @@ class PomSection(SwmlModel):
     body: str | None = None
     bullets: list[str] = Field(default_factory=list)
     numbered: FlexBool | None = None
-    numbered_bullets: FlexBool | None = None
+    # signalwire_pom writes `numberedBullets`; the snake_case spelling is accepted too.
+    numbered_bullets: FlexBool | None = Field(
+        default=None, validation_alias=AliasChoices("numberedBullets", "numbered_bullets")
+    )
     subsections: list[PomSection] = Field(default_factory=list)
 
 

@@ -1,0 +1,249 @@
+"""Warnings (and a few errors) about an `ai` verb that parsed: unknown fields, private webhook URLs,
+conflicting function settings, unknown actions. Nothing here fetches or resolves anything."""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel
+
+from callgate.swml.errors import IssueCollector
+from callgate.swml.known import KNOWN_ACTIONS, KNOWN_EXTRA_FIELDS, KNOWN_NATIVE_FUNCTIONS, KNOWN_PARAMS
+from callgate.swml.lines import Loc
+from callgate.swml.models import AI, DataMap, Function, Output, Params
+
+# Validates a nested SWML document (an action's `SWML` value) found at a path.
+SwmlCheck = Callable[[Any, Loc], None]
+
+_TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_DURATION = re.compile(r"^(?:\d+h)?(?:\d+m)?(?:\d+s)?$")
+
+
+def check_ai(
+    ai: AI,
+    loc: Loc,
+    issues: IssueCollector,
+    *,
+    allowed_hosts: Iterable[str] = (),
+    check_swml: SwmlCheck | None = None,
+) -> None:
+    """Report everything suspicious about a parsed `ai` verb found at `loc`."""
+    _unknown_fields(ai, loc, issues)
+    _prompt(ai, loc, issues)
+    _params(ai.params, (*loc, "params"), issues)
+    _functions(ai, loc, issues)
+    if not ai.params.swaig_allow_private_urls:
+        _private_urls(ai, loc, issues, frozenset(host.lower() for host in allowed_hosts))
+    for action_loc, action in _actions(ai, loc):
+        _action(action, action_loc, issues, check_swml)
+
+
+# ---------------------------------------------------------------- unknown fields
+
+
+def _unknown_fields(model: BaseModel, loc: Loc, issues: IssueCollector) -> None:
+    extra = model.model_extra or {}
+    known = _known_extras(model)
+    for key in extra:
+        if key in known:
+            continue
+        candidates = [*type(model).model_fields, *known]
+        hint = difflib.get_close_matches(key, candidates, n=1)
+        suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+        issues.warning((*loc, key), f"unknown field {key!r} (kept, but callgate does not use it){suggestion}")
+    for name, value in model:
+        if name in extra:
+            continue
+        for child_loc, child in _child_models(value, (*loc, name)):
+            _unknown_fields(child, child_loc, issues)
+
+
+def _known_extras(model: BaseModel) -> frozenset[str]:
+    if isinstance(model, Params):
+        return KNOWN_PARAMS
+    return KNOWN_EXTRA_FIELDS.get(type(model).__name__, frozenset())
+
+
+def _child_models(value: Any, loc: Loc) -> Iterator[tuple[Loc, BaseModel]]:
+    if isinstance(value, BaseModel):
+        yield loc, value
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if isinstance(item, BaseModel):
+                yield (*loc, index), item
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, BaseModel):
+                yield (*loc, key), item
+
+
+# ---------------------------------------------------------------- prompt, params
+
+
+def _prompt(ai: AI, loc: Loc, issues: IssueCollector) -> None:
+    prompt = ai.prompt
+    if prompt.text is None and prompt.pom is None and not prompt.contexts:
+        issues.warning(
+            (*loc, "prompt"), "the prompt has neither `text` nor `pom`: the agent has no instructions"
+        )
+    if prompt.text is not None and prompt.pom is not None:
+        issues.warning((*loc, "prompt"), "the prompt has both `text` and `pom`; `text` is used")
+    for index, section in enumerate(prompt.pom or []):
+        if not section.body and not section.bullets and not section.subsections:
+            issues.warning(
+                (*loc, "prompt", "pom", index), "a POM section needs a body, bullets or subsections"
+            )
+
+
+def _params(params: Params, loc: Loc, issues: IssueCollector) -> None:
+    stop = params.hard_stop_time
+    if stop is not None and "${" not in stop and not (stop and _DURATION.match(stop)):
+        issues.warning(
+            (*loc, "hard_stop_time"), f"expected a duration such as '30m' or '1h45m30s' (got {stop!r})"
+        )
+
+
+# ---------------------------------------------------------------- functions
+
+
+def _functions(ai: AI, loc: Loc, issues: IssueCollector) -> None:
+    swaig_loc = (*loc, "SWAIG")
+    seen: dict[str, int] = {}
+    for name in ai.SWAIG.native_functions:
+        if name not in KNOWN_NATIVE_FUNCTIONS:
+            index = ai.SWAIG.native_functions.index(name)
+            issues.warning((*swaig_loc, "native_functions", index), f"unknown native function {name!r}")
+    has_default_hook = bool(ai.SWAIG.defaults.web_hook_url)
+    for index, function in enumerate(ai.SWAIG.functions):
+        floc = (*swaig_loc, "functions", index)
+        name = function.function
+        if name in seen:
+            issues.error(
+                (*floc, "function"), f"duplicate function name {name!r} (first at functions[{seen[name]}])"
+            )
+        else:
+            seen[name] = index
+        if not _TOOL_NAME.match(name):
+            issues.warning(
+                (*floc, "function"), f"{name!r} is not a valid tool name (letters, digits, _ and -)"
+            )
+        if not function.description_text:
+            issues.warning(
+                floc, "the function has no `description` (or `purpose`): the model will not know its use"
+            )
+        _function_runner(function, floc, issues, has_default_hook)
+
+
+def _function_runner(function: Function, loc: Loc, issues: IssueCollector, has_default_hook: bool) -> None:
+    if function.builtin is not None:
+        for other in ("data_map", "web_hook_url"):
+            if getattr(function, other) is not None:
+                issues.warning(
+                    (*loc, other),
+                    f"ignored: `builtin: {function.builtin}` runs inside callgate, not via {other}",
+                )
+    elif function.transfer is not None:
+        issues.warning((*loc, "transfer"), "a `transfer` block is only used with `builtin: transfer`")
+    elif function.data_map is not None and function.web_hook_url is not None:
+        issues.warning((*loc, "web_hook_url"), "ignored: the function has a data_map, which runs instead")
+    elif function.data_map is None and function.web_hook_url is None and not has_default_hook:
+        issues.warning(
+            loc,
+            "the function has no data_map, web_hook_url or builtin, and SWAIG has no default web_hook_url",
+        )
+
+
+# ---------------------------------------------------------------- URLs
+
+
+def private_host(url: str) -> str | None:
+    """The host of `url` if it is loopback/private/link-local (not resolved: names are taken as public)."""
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+    except ValueError:
+        return None
+    if not host or "${" in parts.netloc or "%{" in parts.netloc:
+        return None
+    host = host.lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return host
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if address.is_private or address.is_loopback or address.is_link_local or address.is_unspecified:
+        return host
+    return None
+
+
+def _webhook_urls(ai: AI, loc: Loc) -> Iterator[tuple[Loc, str]]:
+    swaig_loc = (*loc, "SWAIG")
+    if ai.SWAIG.defaults.web_hook_url:
+        yield (*swaig_loc, "defaults", "web_hook_url"), ai.SWAIG.defaults.web_hook_url
+    for index, include in enumerate(ai.SWAIG.includes):
+        yield (*swaig_loc, "includes", index, "url"), include.url
+    for index, function in enumerate(ai.SWAIG.functions):
+        floc = (*swaig_loc, "functions", index)
+        if function.web_hook_url:
+            yield (*floc, "web_hook_url"), function.web_hook_url
+        if function.data_map is not None:
+            for windex, webhook in enumerate(function.data_map.webhooks):
+                yield (*floc, "data_map", "webhooks", windex, "url"), webhook.url
+
+
+def _private_urls(ai: AI, loc: Loc, issues: IssueCollector, allowed: frozenset[str]) -> None:
+    for url_loc, url in _webhook_urls(ai, loc):
+        host = private_host(url)
+        if host is not None and host not in allowed:
+            issues.warning(
+                url_loc,
+                f"{host} is a private/loopback address: callgate refuses it at run time "
+                "unless params.swaig_allow_private_urls is true",
+            )
+
+
+# ---------------------------------------------------------------- actions
+
+
+def _outputs(data_map: DataMap, loc: Loc) -> Iterator[tuple[Loc, Output]]:
+    if data_map.output is not None:
+        yield (*loc, "output"), data_map.output
+    for index, expression in enumerate(data_map.expressions):
+        yield (*loc, "expressions", index, "output"), expression.output
+    for windex, webhook in enumerate(data_map.webhooks):
+        wloc = (*loc, "webhooks", windex)
+        if webhook.output is not None:
+            yield (*wloc, "output"), webhook.output
+        for index, expression in enumerate(webhook.expressions):
+            yield (*wloc, "expressions", index, "output"), expression.output
+
+
+def _actions(ai: AI, loc: Loc) -> Iterator[tuple[Loc, Any]]:
+    for index, function in enumerate(ai.SWAIG.functions):
+        if function.data_map is None:
+            continue
+        dloc = (*loc, "SWAIG", "functions", index, "data_map")
+        for output_loc, output in _outputs(function.data_map, dloc):
+            for aindex, action in enumerate(output.action):
+                yield (*output_loc, "action", aindex), action
+
+
+def _action(action: Any, loc: Loc, issues: IssueCollector, check_swml: SwmlCheck | None) -> None:
+    if not isinstance(action, Mapping):
+        issues.warning(
+            loc, f"an action should be an object such as {{say: ...}} (got {type(action).__name__})"
+        )
+        return
+    for key, value in action.items():
+        if key not in KNOWN_ACTIONS:
+            hint = difflib.get_close_matches(str(key), sorted(KNOWN_ACTIONS), n=1)
+            suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+            issues.warning((*loc, key), f"unknown action {key!r}{suggestion}")
+        elif key == "SWML" and check_swml is not None and isinstance(value, Mapping):
+            check_swml(value, (*loc, key))

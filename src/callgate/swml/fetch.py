@@ -1,0 +1,202 @@
+"""Fetch a SWML document from an http(s) URL the way SignalWire does.
+
+SignalWire POSTs `{call: {call_id, direction, type, from, to, headers, ...}, vars, envs, params}` to
+the document URL, with `user:pass@` from the URL sent as basic auth. The signalwire-agents SDK binds
+the per-call tokens in the document it renders to that `call_id` and refuses any other, so the caller
+must keep the `CallInfo` (see `LoadResult.call`) and send the same call_id in every SWAIG request.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import httpx
+from httpx._client import UseClientDefault  # the type of httpx.USE_CLIENT_DEFAULT
+
+from callgate.swml.errors import DocumentError, Issue, Severity
+
+_ACCEPT = "application/json, application/yaml, text/yaml, text/plain;q=0.5, */*;q=0.1"
+_USER_AGENT = "callgate (SWML fetch)"
+
+
+def _new_call_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass
+class CallInfo:
+    """The call a document is fetched for; its `call_id` must be reused for the whole call."""
+
+    call_id: str = field(default_factory=_new_call_id)
+    from_number: str = ""
+    to_number: str = ""
+    caller_name: str | None = None
+    direction: str = "inbound"
+    headers: dict[str, str] = field(default_factory=dict)
+    call_type: str = "phone"
+
+    def to_payload(self) -> dict[str, Any]:
+        """The `call` object of SignalWire's document request."""
+        call: dict[str, Any] = {
+            "call_id": self.call_id,
+            "direction": self.direction,
+            "type": self.call_type,
+            "from": self.from_number,
+            "to": self.to_number,
+            "headers": dict(self.headers),
+        }
+        if self.caller_name is not None:
+            call["caller_id_name"] = self.caller_name
+        return call
+
+
+def request_body(
+    call: CallInfo,
+    *,
+    vars: dict[str, Any] | None = None,
+    envs: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The JSON body SignalWire POSTs to a document URL."""
+    return {"call": call.to_payload(), "vars": vars or {}, "envs": envs or {}, "params": params or {}}
+
+
+def is_url(source: str) -> bool:
+    return source.lower().startswith(("http://", "https://"))
+
+
+def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """`https://u:p@host/x` → (`https://host/x`, ("u", "p")); percent-escapes in u/p are decoded."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    netloc = parts.hostname or ""
+    if ":" in netloc:  # an IPv6 literal
+        netloc = f"[{netloc}]"
+    if parts.port is not None:
+        netloc = f"{netloc}:{parts.port}"
+    clean = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return clean, (unquote(parts.username or ""), unquote(parts.password or ""))
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by `***`, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit((parts.scheme, f"{user}:***@{hostport}", parts.path, parts.query, parts.fragment))
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A document body as received."""
+
+    text: str
+    content_type: str
+    url: str  # redacted
+    host: str
+
+
+class _Request:
+    """Everything one fetch needs, prepared once for the sync and async clients."""
+
+    def __init__(self, url: str, body: dict[str, Any], timeout: float) -> None:
+        self.clean_url, credentials = split_credentials(url)
+        self.password = credentials[1] if credentials else ""
+        self.auth: httpx.BasicAuth | UseClientDefault = (
+            httpx.BasicAuth(*credentials) if credentials else httpx.USE_CLIENT_DEFAULT
+        )
+        self.redacted = redact_url(url)
+        self.host = (urlsplit(url).hostname or "").lower()
+        self.body = body
+        self.timeout = timeout
+        self.headers = {"Accept": _ACCEPT, "User-Agent": _USER_AGENT}
+
+    async def send(self, client: httpx.AsyncClient) -> httpx.Response:
+        return await client.post(
+            self.clean_url,
+            json=self.body,
+            auth=self.auth,
+            headers=self.headers,
+            timeout=self.timeout,
+            follow_redirects=True,
+        )
+
+    def fail(self, message: str) -> DocumentError:
+        if self.password:
+            message = message.replace(self.password, "***")  # never leak the password
+        return DocumentError([Issue(Severity.ERROR, "", None, message, self.redacted)])
+
+    def failure(self, exc: httpx.HTTPError) -> DocumentError:
+        if isinstance(exc, httpx.TimeoutException):
+            return self.fail(f"no answer within {self.timeout:g} s (timeout)")
+        return self.fail(f"could not fetch the document: {type(exc).__name__}: {exc}")
+
+    def finish(self, response: httpx.Response) -> Fetched:
+        content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        if not 200 <= response.status_code < 300:
+            snippet = response.text[:200].strip()
+            detail = f": {snippet}" if snippet else ""
+            return_error = f"the server answered HTTP {response.status_code} {response.reason_phrase}{detail}"
+            raise self.fail(return_error)
+        try:
+            text = response.content.decode(response.encoding or "utf-8")
+        except (UnicodeDecodeError, LookupError) as exc:
+            raise self.fail(f"the body is not text ({content_type or 'no content type'}): {exc}") from exc
+        return Fetched(text=text, content_type=content_type, url=self.redacted, host=self.host)
+
+
+async def fetch_text(
+    url: str,
+    *,
+    call: CallInfo,
+    timeout: float = 10.0,
+    vars: dict[str, Any] | None = None,
+    envs: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+    client: httpx.AsyncClient | None = None,
+) -> Fetched:
+    """POST SignalWire's document request to `url` and return the body (raises DocumentError).
+
+    `client` lets a caller reuse its own connection pool; otherwise a client is made for this fetch.
+    """
+    request = _Request(url, request_body(call, vars=vars, envs=envs, params=params), timeout)
+    try:
+        if client is not None:
+            response = await request.send(client)
+        else:
+            async with httpx.AsyncClient(timeout=timeout) as own:
+                response = await request.send(own)
+    except httpx.HTTPError as exc:
+        raise request.failure(exc) from exc
+    return request.finish(response)
+
+
+def fetch_text_sync(
+    url: str,
+    *,
+    call: CallInfo,
+    timeout: float = 10.0,
+    vars: dict[str, Any] | None = None,
+    envs: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+) -> Fetched:
+    """`fetch_text` for synchronous callers (the CLI, `load_document`)."""
+    request = _Request(url, request_body(call, vars=vars, envs=envs, params=params), timeout)
+    try:
+        with httpx.Client(timeout=timeout, follow_redirects=True) as client:
+            response = client.post(
+                request.clean_url,
+                json=request.body,
+                auth=request.auth,
+                headers=request.headers,
+                timeout=request.timeout,
+            )
+    except httpx.HTTPError as exc:
+        raise request.failure(exc) from exc
+    return request.finish(response)
