@@ -1,0 +1,117 @@
+"""Cut the model's streamed text into sentences, so speech can start before the reply is complete.
+
+A sentence ends at `.`, `!`, `?` or `…` (with any closing quotes or brackets) followed by white space,
+and at a line break. A period does not end a sentence after a known abbreviation ("Mr.", "e.g."),
+an initial ("J.") or inside a number ("3.5"). A sentence longer than `max_chars` is cut at a comma,
+or failing that a space, so that a rambling reply still starts speaking early.
+"""
+
+from __future__ import annotations
+
+ABBREVIATIONS = frozenset(
+    {
+        # Not "no", "am", "pm": "No." and "I am." end sentences far more often on a phone call.
+        "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "vs", "etc", "eg", "ie", "approx",
+        "nr", "tel", "dept", "inc", "ltd", "corp", "ave", "blvd", "rd", "jan", "feb", "apr", "jun",
+        "jul", "aug", "sep", "sept", "oct", "nov", "fig", "cf", "ext",
+    }
+)  # fmt: skip
+_TERMINATORS = ".!?…"
+_CLOSERS = "\"')]}\u201d\u2019»"
+_SOFT_BREAKS = (", ", "; ", ": ", " - ")
+
+
+def _is_abbreviation(text: str, dot: int) -> bool:
+    """Whether the single `.` at `dot` closes an abbreviation or an initial rather than a sentence."""
+    start = dot
+    while start > 0 and not text[start - 1].isspace() and text[start - 1] not in "(\"'\u201c":
+        start -= 1
+    word = text[start:dot]
+    if not word:
+        return False
+    if "." in word:  # "e.g", "U.S", "a.m"
+        return True
+    if len(word) == 1 and word.isalpha():  # an initial: "J. Smith"
+        return True
+    return word.lower() in ABBREVIATIONS
+
+
+class SentenceSplitter:
+    """Feed text deltas; get back whole sentences (stripped, never empty). `flush()` at the end."""
+
+    def __init__(self, max_chars: int = 250) -> None:
+        self.max_chars = max_chars
+        self._buffer = ""
+
+    def feed(self, text: str) -> list[str]:
+        self._buffer += text
+        return self._split(final=False)
+
+    def flush(self) -> list[str]:
+        return self._split(final=True)
+
+    def _split(self, final: bool) -> list[str]:
+        out: list[str] = []
+        text = self._buffer
+        start = 0
+        pos = 0
+        while pos < len(text):
+            char = text[pos]
+            if char == "\n":
+                self._emit(out, text[start:pos])
+                start = pos = pos + 1
+                continue
+            if char not in _TERMINATORS:
+                pos += 1
+                continue
+            end = pos
+            while end < len(text) and text[end] in _TERMINATORS:
+                end += 1
+            while end < len(text) and text[end] in _CLOSERS:
+                end += 1
+            if end >= len(text):
+                if not final:
+                    break  # what follows decides; wait for it
+            elif not text[end].isspace():
+                pos = end  # "3.5", "example.com"
+                continue
+            if text[pos:end].rstrip(_CLOSERS) == "." and _is_abbreviation(text, pos):
+                pos = end
+                continue
+            self._emit(out, text[start:end])
+            start = pos = end
+        rest = text[start:]
+        if final:
+            self._emit(out, rest)
+            rest = ""
+        else:
+            rest = self._cut_long(out, rest)
+        self._buffer = rest
+        return out
+
+    def _emit(self, out: list[str], sentence: str) -> None:
+        sentence = sentence.strip()
+        while len(sentence) > self.max_chars:
+            cut = self._soft_break(sentence)
+            out.append(sentence[:cut].strip())
+            sentence = sentence[cut:].strip()
+        if sentence:
+            out.append(sentence)
+
+    def _cut_long(self, out: list[str], rest: str) -> str:
+        """An unfinished sentence over `max_chars`: speak its beginning now."""
+        while len(rest.strip()) > self.max_chars:
+            stripped = rest.strip()
+            cut = self._soft_break(stripped)
+            out.append(stripped[:cut].strip())
+            rest = stripped[cut:]
+        return rest
+
+    def _soft_break(self, sentence: str) -> int:
+        window = sentence[: self.max_chars]
+        for mark in _SOFT_BREAKS:
+            found = window.rfind(mark)
+            if found > 0:
+                return found + len(mark.rstrip())
+        space = window.rfind(" ")
+        return space if space > 0 else self.max_chars
