@@ -1,0 +1,128 @@
+"""The `callgate` command line.
+
+Commands live in the modules that own them. A module adds its commands with a
+`register(app: typer.Typer) -> None` function and is listed in `COMMAND_MODULES`; `validate` is
+defined here. `main()` is the console-script entry point.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from callgate.swml.errors import DocumentError, Issue, Severity
+from callgate.swml.fetch import is_url
+from callgate.swml.loader import LoadResult, load_document
+from callgate.swml.models import AI, Document
+
+app = typer.Typer(
+    name="callgate",
+    help="Self-hosted runtime for AI phone agents written as SignalWire SWML documents.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Modules whose `register(app)` adds their commands (e.g. "callgate.scenario.cli").
+COMMAND_MODULES: tuple[str, ...] = ()
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+
+
+@app.callback()
+def _root() -> None:
+    """Self-hosted runtime for AI phone agents written as SignalWire SWML documents."""
+    # A callback keeps `callgate validate ...` a sub-command even while it is the only one.
+
+
+@app.command()
+def validate(
+    source: Annotated[str, typer.Argument(help="A SWML document: a YAML/JSON file or an http(s) URL.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print the issues as JSON.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for a URL.")] = 10.0,
+) -> None:
+    """Check a SWML agent document: print its errors and warnings (exit 1 on any error).
+
+    Only a document given as a URL is fetched (with SignalWire's POST); the webhooks it names are not.
+    """
+    result: LoadResult | None = None
+    try:
+        result = load_document(source, timeout=timeout)
+        issues = result.warnings
+    except DocumentError as exc:
+        issues = exc.issues
+    errors = [issue for issue in issues if issue.severity is Severity.ERROR]
+    shown_source = result.source if result is not None else _shown(source, issues)
+    if json_output:
+        report = {
+            "source": shown_source,
+            "valid": not errors,
+            "errors": [issue.to_dict() for issue in errors],
+            "warnings": [issue.to_dict() for issue in issues if issue.severity is Severity.WARNING],
+        }
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        _print_report(Console(soft_wrap=True, highlight=False), shown_source, issues, result)
+    raise typer.Exit(EXIT_INVALID if errors else EXIT_OK)
+
+
+def _shown(source: str, issues: list[Issue]) -> str:
+    """How to name the source: the issues carry a password-free form of a URL."""
+    if is_url(source):
+        for issue in issues:
+            if issue.source:
+                return issue.source
+    return source
+
+
+def _print_report(console: Console, source: str, issues: list[Issue], result: LoadResult | None) -> None:
+    for issue in issues:
+        style = "bold red" if issue.severity is Severity.ERROR else "yellow"
+        console.print(f"[{style}]{issue.severity.value}[/{style}] {escape(str(issue))}")
+    errors = sum(1 for issue in issues if issue.severity is Severity.ERROR)
+    warnings = len(issues) - errors
+    if result is None or errors:
+        console.print(
+            f"[bold red]invalid[/bold red] {escape(source)}: {_count(errors, 'error')}, "
+            + _count(warnings, "warning")
+        )
+        return
+    outline = escape(_outline(result.document))
+    console.print(f"[green]valid[/green] {escape(source)}: {_count(warnings, 'warning')}; {outline}")
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _outline(document: Document) -> str:
+    """One line saying what the document holds: its sections' verbs and the ai verb's functions."""
+    parts = []
+    for name, verbs in document.sections.items():
+        described = []
+        for verb in verbs:
+            if verb.name == "ai" and isinstance(verb.args, AI):
+                functions = len(verb.args.SWAIG.functions)
+                described.append(f"ai ({_count(functions, 'function')})")
+            else:
+                described.append(verb.name)
+        parts.append(f"{name}: {', '.join(described) or '(empty)'}")
+    return "; ".join(parts)
+
+
+def _register_commands() -> None:
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(name)
+        module.register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    _register_commands()
+    app()
