@@ -58,7 +58,7 @@ def validate(
     except DocumentError as exc:
         issues = exc.issues
     errors = [issue for issue in issues if issue.severity is Severity.ERROR]
-    shown_source = result.source if result is not None else _shown(source, issues)
+    shown_source = (result.source if result is not None else None) or _shown(source, issues)
     if json_output:
         report = {
             "source": shown_source,
