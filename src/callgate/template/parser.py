@@ -23,6 +23,9 @@ MAX_NESTING = 64
 # Openers and the closer are the only tokens; no alternation can backtrack.
 _TOKEN = re.compile(r"[$%]\{|\}")
 
+# Layout an author may put around a path (`${ args.x }`); other characters belong to keys.
+_BLANK = " \t\r\n"
+
 
 @dataclass(frozen=True, slots=True)
 class Expression:
@@ -112,7 +115,7 @@ def parse_expression(body: str) -> Expression:
     (as on SignalWire, so `lc:enc:` and `enc:lc:` agree). With both `lc:` and `uc:` the
     leftmost wins. Any other `name:` is part of the path.
     """
-    rest = body.strip()
+    rest = body.strip(_BLANK)
     case: Case | None = None
     encode = False
     while True:
@@ -121,14 +124,14 @@ def parse_expression(body: str) -> Expression:
             break
         if head == "lc" or head == "uc":
             if case is None:
-                case = head
+                case = "lc" if head == "lc" else "uc"
         elif head == "enc":
             encode = True
             if tail.startswith("url:"):
                 tail = tail[4:]
         else:
             break
-        rest = tail.lstrip()
+        rest = tail.lstrip(_BLANK)
     return Expression(parse_path(rest), case, encode)
 
 
@@ -139,7 +142,7 @@ def parse_path(text: str) -> tuple[Segment, ...]:
     A bracket holding a decimal integer is an index (negative ones never match); any other
     bracket content is a key. An unclosed `[` is part of the name.
     """
-    text = text.strip()
+    text = text.strip(_BLANK)
     if not text:
         return ()
     segments: list[Segment] = []
@@ -171,7 +174,7 @@ def parse_path(text: str) -> tuple[Segment, ...]:
 
 
 def _index(raw: str) -> Segment:
-    raw = raw.strip()
+    raw = raw.strip(_BLANK)
     digits = raw[1:] if raw.startswith("-") else raw
     # Long digit runs cannot index a list (and int() refuses very long ones).
     if digits.isascii() and digits.isdigit() and len(digits) <= 18:
