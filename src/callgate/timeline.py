@@ -47,6 +47,7 @@ class Utterance:
     start: float
     end: float
     leg: str = "caller"
+    cut: bool = False  # stopped early (hang-up, hold, barge-in): `text` holds only the words heard
 
 
 @dataclass(frozen=True)
