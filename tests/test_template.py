@@ -100,6 +100,8 @@ def test_enc_escapes_url_syntax_so_arguments_cannot_change_the_url() -> None:
         (0, "0"),
         (-12, "-12"),
         (1.5, "1.5"),
+        (1e16, "1e+16"),
+        (float("-inf"), "-Infinity"),
         (None, ""),
         ({"a": 1, "b": [True, None]}, '{"a":1,"b":[true,null]}'),
         (["é", 2], '["é",2]'),

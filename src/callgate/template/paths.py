@@ -30,9 +30,12 @@ def resolve(path: tuple[Segment, ...], root: Any) -> Any:
     current = root
     try:
         for segment in path:
-            if type(current) is dict:
+            kind = type(current)
+            if kind is dict:
                 found = current.get(segment, _MISSING)
                 current = _mapping_step(current, segment) if found is _MISSING else found
+            elif kind is list and type(segment) is int:
+                current = current[segment] if 0 <= segment < len(current) else _MISSING
             else:
                 current = _step(current, segment)
             if current is _MISSING:

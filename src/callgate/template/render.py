@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Set
 from typing import Any
 from urllib.parse import quote
@@ -23,6 +24,8 @@ def to_text(value: Any) -> str:
     try:
         if kind is int:
             return str(value)
+        if kind is float and math.isfinite(value):
+            return repr(value)  # the same spelling as JSON's (1.5, 1e+16)
         if isinstance(value, str):
             return str.__str__(value)
         if isinstance(value, bool):
