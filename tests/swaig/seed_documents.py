@@ -6,7 +6,9 @@ sections:
   main:
     - ai:
         prompt:
-          text: Your name is Frank. You help transfer to the right department. Use the 'get_joke' function to get a joke.
+          text: >-
+            Your name is Frank. You help transfer to the right department.
+            Use the 'get_joke' function to get a joke.
         post_prompt: Summarize the call as a json object
         post_prompt_url: https://example.com/post_prompt_url
         SWAIG:
