@@ -338,7 +338,9 @@ class SimCall:
         self._note("hold")
 
     async def unhold(self) -> None:
-        if self._machine.state is LegState.ACTIVE:
+        if self.ended:
+            raise CallEnded("the leg has ended")
+        if not self.held:
             return
         self._move(LegState.ACTIVE)
         self._note("unhold")
