@@ -58,7 +58,7 @@ class ScriptEntry(BaseModel):
       tool call, as the example server of the IMS docs does).
 
     callgate extensions, to test clients against a failing endpoint:
-    - `status: 429|500|…`: answer with that HTTP error instead of a stream.
+    - `status: 429|500|…`: answer with that HTTP error instead of a stream (`message`: its text).
     - `cut_after: N`: stream N characters of `text`, then drop the connection without `[DONE]`.
     - `stall: true`: send the response headers, then nothing until the client gives up.
     - `garbage: true`: send a data line that is not JSON before the reply.
@@ -72,6 +72,7 @@ class ScriptEntry(BaseModel):
     chunk: int | None = Field(default=None, ge=1)
     style: Literal["standard", "repeated"] = "standard"
     status: int | None = Field(default=None, ge=400, le=599)
+    message: str | None = None
     cut_after: int | None = Field(default=None, ge=0)
     stall: bool = False
     garbage: bool = False
@@ -290,7 +291,7 @@ class ScriptedModelServer:
 
         if entry.status is not None:
             kind = "rate_limit_exceeded" if entry.status == 429 else "server_error"
-            return _error(entry.status, f"scripted HTTP {entry.status}", kind)
+            return _error(entry.status, entry.message or f"scripted HTTP {entry.status}", kind)
 
         model = str(body.get("model") or "scripted")
         stream_options = body.get("stream_options")
