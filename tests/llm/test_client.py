@@ -12,7 +12,6 @@ import pytest
 
 from callgate.llm.client import OpenAIChatModel
 from callgate.llm.types import (
-    ModelError,
     ModelSettings,
     StreamDone,
     TextDelta,
@@ -211,7 +210,7 @@ async def test_agent_past_its_script_is_a_recorded_failure(serve: ServeFn, clien
     server = await serve({"agent": [{"text": "only one"}]})
     model = client_for(server.base_url("agent"), retries=0)
     await collect(model)
-    events, error = await collect(model)
+    _, error = await collect(model)
     assert error is not None and error.kind == "http"
     assert server.failures == ["model request 2 of the caller's agent has no script entry"]
 
@@ -229,7 +228,8 @@ async def test_other_roles_past_their_script_get_an_empty_reply(
 
 
 async def test_match_checks_the_newest_user_or_tool_message(serve: ServeFn, client_for: MakeClient) -> None:
-    server = await serve({"agent": [{"match": "have to go", "text": "Bye."}, {"match": "sunny", "text": "x"}]})
+    script = [{"match": "have to go", "text": "Bye."}, {"match": "sunny", "text": "x"}]
+    server = await serve({"agent": script})
     model = client_for(server.base_url("agent"), retries=0)
     messages = [
         {"role": "user", "content": "hello"},
