@@ -94,7 +94,7 @@ class IssueCollector:
         """Report a pydantic ValidationError of the value `data` found at `prefix`."""
         by_loc: dict[Loc, list[str]] = {}
         for err in exc.errors():
-            loc = (*prefix, *_document_loc(err["loc"], data))
+            loc = (*prefix, *_document_loc(err["loc"], data, missing=err["type"] == "missing"))
             messages = by_loc.setdefault(loc, [])
             message = _message(err)
             if message not in messages:
@@ -104,7 +104,7 @@ class IssueCollector:
             self.error(loc, messages[0] if len(messages) == 1 else "; or ".join(messages))
 
 
-def _document_loc(raw: tuple[int | str, ...], data: Any) -> Loc:
+def _document_loc(raw: tuple[int | str, ...], data: Any, *, missing: bool) -> Loc:
     """Map a pydantic error location onto the document: drop union-member and validator tags."""
     out: list[str | int] = []
     current = data
@@ -112,8 +112,8 @@ def _document_loc(raw: tuple[int | str, ...], data: Any) -> Loc:
         if _has_child(current, part):
             out.append(part)
             current = current[part]
-        elif index == len(raw) - 1 and isinstance(part, str) and isinstance(current, Mapping):
-            out.append(part)  # a missing field
+        elif missing and index == len(raw) - 1 and isinstance(current, Mapping):
+            out.append(part)  # the name of the missing field
     return tuple(out)
 
 
