@@ -106,7 +106,7 @@ def _check_last_said(expected: str, outcome: CallOutcome) -> list[str]:
         ]
     # The utterance holding the very end of the transcript is the last one with text.
     last = spoken[-1] if spoken else None
-    if last is not None and last.end > hangup_at:
+    if last is not None and (last.cut or last.end > hangup_at):
         return [
             f"last_said: {want!r} was cut off: it finished playing at {last.end:.3f}s, "
             f"after the hang-up at {hangup_at:.3f}s"

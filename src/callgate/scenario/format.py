@@ -59,6 +59,14 @@ class CallSpec(_Strict):
     to_number: str = Field("+15550000002", validation_alias=AliasChoices("to", "to_number"))
     caller_name: str = "Caller"
 
+    @field_validator("from_number", "to_number", mode="before")
+    @classmethod
+    def _quoted_number(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            # YAML reads +15551230000 as the integer 15551230000: the + is already lost.
+            raise ValueError(f'write phone numbers in quotes ("+{value}"); YAML read {value} as a number')
+        return value
+
 
 class HttpStub(_Strict):
     """One stubbed outbound endpoint; `method` omitted matches any method."""
@@ -177,7 +185,7 @@ class Expect(_Strict):
 class Scenario(_Strict):
     name: str
     agent: str | dict[str, Any]
-    call: CallSpec = Field(default_factory=lambda: CallSpec())
+    call: CallSpec = Field(default_factory=lambda: CallSpec.model_validate({}))
     # Normalised to a map by role; a plain list is the caller's agent's script.
     llm: dict[str, list[ScriptEntry]] = Field(default_factory=dict)
     http: list[HttpStub] = Field(default_factory=list)
@@ -185,7 +193,7 @@ class Scenario(_Strict):
     strict_http: bool = False
     legs: dict[str, LegSpec] = Field(default_factory=dict)
     turns: list[Turn] = Field(default_factory=list)
-    expect: Expect = Field(default_factory=lambda: Expect())
+    expect: Expect = Field(default_factory=lambda: Expect.model_validate({}))
     max_duration: Duration = DEFAULT_MAX_DURATION
 
     @field_validator("agent")

@@ -133,8 +133,10 @@ class StubTransport(httpx.AsyncBaseTransport):
         )
         self.exchanges.append(exchange)
         kind = "http-unmatched" if unmatched else "http"
-        extra = {} if stubbed or unmatched else {"passthrough": True}
-        self._timeline.add(self._now(), kind, method=method, url=url, status=status, **extra)
+        data: dict[str, object] = {"method": method, "url": url, "status": status}
+        if not stubbed and not unmatched:
+            data["passthrough"] = True
+        self._timeline.add(self._now(), kind, "caller", **data)
 
     async def aclose(self) -> None:
         if self._real is not None:

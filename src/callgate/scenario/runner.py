@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import httpx
 import yaml
 
-from callgate.channels.sim import SimCall, SimSwitch
+from callgate.channels.sim import SimCall, SimSwitch, SimWorld
 from callgate.scenario.driver import CallUnderTest, TurnDriver
 from callgate.scenario.expect import check
 from callgate.scenario.format import SCENARIO_SUFFIXES, Scenario, ScenarioError, load_scenario
@@ -79,8 +79,15 @@ def build_call_under_test(
     http: httpx.AsyncClient,
     call: CallInfo,
 ) -> CallUnderTest:
-    """The engine hook: builds the agent side of a scenario call (lives in `callgate.agent`)."""
-    from callgate.agent.scenario_call import build_call_under_test as build
+    """The engine hook: builds the agent side of a scenario call (lives in the engine, imported lazily)."""
+    try:
+        from callgate.runtime.scenario_call import build_call_under_test as build
+    except ModuleNotFoundError as exc:
+        if exc.name != "callgate.runtime.scenario_call":
+            raise
+        from callgate.agent.scenario_call import (  # type: ignore[import-not-found,no-redef]
+            build_call_under_test as build,
+        )
 
     return build(
         agent_source=agent_source,
@@ -160,41 +167,36 @@ async def run_loaded(
     clock: VirtualClock,
     factory: CallUnderTestFactory | None = None,
 ) -> ScenarioResult:
-    origin = clock.monotonic()
-
-    def now() -> float:
-        return clock.monotonic() - origin
-
-    timeline = Timeline()
+    world = SimWorld(
+        clock,
+        legs=scenario.legs,
+        from_number=scenario.call.from_number,
+        to_number=scenario.call.to_number,
+        caller_name=scenario.call.caller_name,
+    )
+    timeline = world.timeline
     result = ScenarioResult(file=path, name=scenario.name)
     model = ScriptedModelServer(scenario.llm)
-    passthrough_exact = [scenario.agent] if isinstance(scenario.agent, str) and scenario.agent_is_url else []
+    # Fetching an `agent:` URL really goes out, like passthrough.
+    agent_url = [scenario.agent] if isinstance(scenario.agent, str) and scenario.agent_is_url else []
     transport = StubTransport(
         scenario.http,
         clock=clock,
         timeline=timeline,
-        now=now,
+        now=world.now,
         passthrough=scenario.passthrough,
-        passthrough_exact=passthrough_exact,
+        passthrough_exact=agent_url,
         strict=scenario.strict_http,
     )
     outcome: CallOutcome | None = None
     try:
         async with model, httpx.AsyncClient(transport=transport, timeout=HTTP_TIMEOUT) as http:
-            switch = SimSwitch(scenario.legs, clock=clock, timeline=timeline)
-            caller = SimCall(
-                from_number=scenario.call.from_number,
-                to_number=scenario.call.to_number,
-                caller_name=scenario.call.caller_name,
-                clock=clock,
-                timeline=timeline,
-            )
             build = factory or build_call_under_test
             call = build(
                 agent_source=scenario.agent,
                 base_dir=path.parent.resolve(),
-                caller=caller,
-                switch=switch,
+                caller=world.caller,
+                switch=world.switch,
                 clock=clock,
                 timeline=timeline,
                 model_base_url=model.base_url,
@@ -203,25 +205,25 @@ async def run_loaded(
             )
             driver = TurnDriver(
                 call,
-                caller,
+                world.caller,
                 scenario.turns,
                 clock=clock,
                 timeline=timeline,
                 max_duration=scenario.max_duration,
-                now=now,
+                now=world.now,
             )
             await driver.run()
             outcome = await call.finish()
     except Exception as exc:  # a crash of the engine is a failed scenario, with what happened so far
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         result.error = f"the call crashed: {detail}"
-        timeline.add(now(), "crash", error=detail)
+        timeline.add(world.now(), "crash", error=detail)
     finally:
         await transport.aclose()
 
-    outcome = merge(outcome, timeline=timeline, model_failures=model.failures, transport=transport)
+    outcome = merge(outcome, world=world, model_failures=model.failures, transport=transport)
     result.outcome = outcome
-    result.duration = outcome.hangup_at if outcome.hangup_at is not None else now()
+    result.duration = outcome.hangup_at if outcome.hangup_at is not None else world.now()
     result.failures = check(scenario.expect, outcome)
     return result
 
@@ -229,16 +231,23 @@ async def run_loaded(
 def merge(
     outcome: CallOutcome | None,
     *,
-    timeline: Timeline,
+    world: SimWorld,
     model_failures: list[str],
     transport: StubTransport,
 ) -> CallOutcome:
-    """Fold what the runner saw (model failures, HTTP exchanges) into the engine's outcome."""
-    merged = outcome if outcome is not None else CallOutcome(timeline=timeline)
-    if merged.timeline is not timeline:
+    """Fold what the runner saw (sim legs, model failures, HTTP exchanges) into the engine's outcome."""
+    merged = outcome if outcome is not None else CallOutcome(timeline=world.timeline)
+    if merged.timeline is not world.timeline:
         # The engine kept its own timeline: add ours and keep the order of time.
-        merged.timeline.events.extend(e for e in timeline.events if e not in merged.timeline.events)
-        merged.timeline.events.sort(key=lambda e: e.t)
+        ours = [e for e in world.timeline.events if all(e is not mine for mine in merged.timeline.events)]
+        merged.timeline.events = sorted([*merged.timeline.events, *ours], key=lambda e: e.t)
+    if not merged.utterances:
+        merged.utterances = list(world.utterances)
+    caller = world.caller
+    if merged.ended_reason is None and caller.ended_reason is not None:
+        merged.ended_reason = caller.ended_reason
+    if merged.hangup_at is None and caller.hangup_at is not None:
+        merged.hangup_at = caller.hangup_at
     for failure in [*model_failures, *transport.failures]:
         if failure not in merged.failures:
             merged.failures.append(failure)
