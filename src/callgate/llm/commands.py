@@ -61,18 +61,34 @@ _OPEN = "<imsagent_"
 _CLOSE = "</imsagent_"
 # A command longer than this without its closing `>` is given up on (the model went off the rails).
 MAX_COMMAND_LENGTH = 2000
+_AFTER_NAME = " \t\r\n,/>"
 _QUOTES = {'"': '"', "'": "'", "\u201c": "\u201d", "\u2018": "\u2019", "\u201d": "\u201d"}
-_SEPARATORS = " \t\r\n,/>"
 
 
-def _closes_quote(text: str, pos: int) -> bool | None:
-    """Whether the quote character at `pos` ends the value: it must be followed by a separator.
+def _closes_quote(text: str, pos: int, complete: bool) -> bool | None:
+    """Whether the quote character at `pos` ends the value rather than being part of it.
 
-    None when that cannot be known yet (the quote is the last character received).
+    It does when what follows is the end of the command or the next `key=` (after spaces or
+    commas), so `endword="She said "bye" to me"` keeps its inner quotes. None when that cannot be
+    known yet because the text received so far ends first; `complete` says nothing more will come.
     """
-    if pos + 1 >= len(text):
-        return None
-    return text[pos + 1] in _SEPARATORS
+    undecided = True if complete else None
+    pos += 1
+    while pos < len(text) and (text[pos].isspace() or text[pos] == ","):
+        pos += 1
+    if pos >= len(text):
+        return undecided
+    if text[pos] in "/>":
+        return True
+    key = _KEY.match(text, pos)
+    if key is None:
+        return False
+    pos = key.end()
+    while pos < len(text) and text[pos].isspace():
+        pos += 1
+    if pos >= len(text):
+        return undecided
+    return text[pos] == "="
 
 
 def _find_end(text: str, start: int) -> int | None:
@@ -87,7 +103,7 @@ def _find_end(text: str, start: int) -> int | None:
         char = text[pos]
         if quote is not None:
             if char == quote:
-                closes = _closes_quote(text, pos)
+                closes = _closes_quote(text, pos, complete=False)
                 if closes is None:
                     return None
                 if closes:
@@ -146,7 +162,7 @@ def parse_attributes(area: str) -> dict[str, str]:
                 end = area.find(closing, end)
                 if end < 0:
                     raise _BadAttributes(f"value of {key!r} has no closing quote")
-                if end + 1 >= length or area[end + 1] in _SEPARATORS:
+                if _closes_quote(area, end, complete=True):
                     break
                 end += 1
             value = area[pos + 1 : end]
@@ -169,7 +185,7 @@ def parse_command(raw: str) -> Piece | None:
         return None
     name = name_match.group(1).lower()
     body = raw[name_match.end() :]
-    if body and body[0] not in _SEPARATORS:
+    if body and body[0] not in _AFTER_NAME:
         return BadCommand(raw, f"unknown command {name + body.split()[0]!r}")
     area = body[:-1] if body.endswith(">") else body
     area = area.rstrip()
