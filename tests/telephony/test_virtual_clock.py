@@ -274,6 +274,33 @@ def test_slow_handler_in_thread_is_not_overtaken() -> None:
     assert run_virtual(main) == ["response 200", "timer"]
 
 
+def test_uvicorn_serve_ticks_do_not_stall_a_long_jump() -> None:
+    """serve() wakes every 0.1 s: 600 virtual seconds are 6000 ticks, run without real waits."""
+
+    async def main(clock: VirtualClock) -> tuple[float, int]:
+        config = uvicorn.Config(_counter_app({"served": 0}), host="127.0.0.1", port=0, log_level="warning")
+        server = uvicorn.Server(config)
+        serving = asyncio.create_task(server.serve())
+        try:
+            while not server.started:
+                await asyncio.sleep(0)
+            port = server.servers[0].sockets[0].getsockname()[1]
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                first = (await client.get("/count")).json()["n"]
+                await clock.sleep(600)
+                second = (await client.get("/count")).json()["n"]
+            return clock.monotonic(), first + second
+        finally:
+            server.should_exit = True
+            await asyncio.wait_for(serving, timeout=30)
+
+    started = time.perf_counter()
+    now, total = run_virtual(main)
+    print(f"600 virtual seconds beside uvicorn.serve() in {time.perf_counter() - started:.3f}s real")
+    assert now >= 600.0
+    assert total == 3
+
+
 async def test_system_clock_is_real() -> None:
     clock = SystemClock()
     before, wall = clock.monotonic(), clock.time()

@@ -4,10 +4,12 @@ Agent, control and channel code never calls `time.time()` or `asyncio.sleep()` i
 `Clock`. That lets the `sim` channel run a 10-minute call in milliseconds.
 
 Virtual time is an event loop whose `time()` is virtual. Whenever the loop would block waiting for
-its next timer, the selector wrapper first polls real I/O for a short real window (`real_poll`);
-only when nothing arrives does it jump virtual time straight to that timer. In-process HTTP over
-loopback (the scripted model server, webhook stubs, their httpx clients) therefore runs at full
-speed and is never overtaken by a timer: bytes written to a loopback socket are readable at once.
+its next timer, the selector wrapper first polls real I/O; only when nothing is ready does it jump
+virtual time straight to that timer. In-process HTTP over loopback (the scripted model server,
+webhook stubs, their httpx clients) therefore runs at full speed and is never overtaken by a
+timer: bytes written to a loopback socket are readable at once. As a margin for peers slightly
+slower than that, the poll waits a short real window (`real_poll`) for the first jump after any
+I/O; further jumps with no I/O in between do not wait, so idle stretches cost no real time.
 
 Limits:
 - Work outside the loop that answers more slowly than `real_poll` (another process, a thread the
@@ -17,8 +19,9 @@ Limits:
 - While held, timers do not fire: virtual time stands still and the loop waits in real time.
 - TCP sockets of the loop get TCP_NODELAY: Nagle's algorithm would otherwise delay a small write
   on loopback by ~40 ms (the peer's delayed ACK), long enough for a timer to overtake it.
-- Servers inside the loop should not run periodic ticks: uvicorn's `serve()` wakes every 0.1 s,
-  which makes virtual time crawl; use `Server.startup()`/`shutdown()` instead.
+- Periodic ticks inside the loop (uvicorn's `serve()` wakes every 0.1 s) split a long jump into
+  many short ones; that costs loop iterations, not real waiting, but `Server.startup()` /
+  `shutdown()` avoid it altogether.
 """
 
 from __future__ import annotations
@@ -141,6 +144,7 @@ class _VirtualSelector(selectors.BaseSelector):
         self._inner = inner
         self._real_poll = real_poll
         self._loop: VirtualTimeEventLoop | None = None
+        self._io_seen = True
 
     def bind(self, loop: VirtualTimeEventLoop) -> None:
         self._loop = loop
@@ -164,17 +168,27 @@ class _VirtualSelector(selectors.BaseSelector):
         loop = self._loop
         if loop is None or timeout is None or timeout <= 0:
             # No timers (block for real I/O) or work is ready (just poll).
-            return self._inner.select(timeout)
+            return self._seen(self._inner.select(timeout))
         if loop.held:
             # Real work outside the loop is in flight: wait for it in real time, never jump.
-            return self._inner.select(min(timeout, _HELD_SLICE))
-        # Only the loop's self-pipe registered: no socket can deliver anything, so skip the wait.
-        window = 0.0 if len(self._inner.get_map()) <= 1 else min(timeout, self._real_poll)
+            return self._seen(self._inner.select(min(timeout, _HELD_SLICE)))
+        # Wait the real window only while an I/O conversation is going on (I/O seen since the
+        # last jump) and a socket could deliver: an idle loop then runs periodic ticks (uvicorn's
+        # serve() wakes every 0.1 s) at full speed instead of paying the window on every tick.
+        window = min(timeout, self._real_poll) if self._io_seen and len(self._inner.get_map()) > 1 else 0.0
         ready = self._inner.select(window)
         if ready or loop.held:
-            return ready
+            return self._seen(ready)
+        self._io_seen = False
         loop._advance(timeout)
         return []
+
+    def _seen(
+        self, ready: list[tuple[selectors.SelectorKey, int]]
+    ) -> list[tuple[selectors.SelectorKey, int]]:
+        if ready:
+            self._io_seen = True
+        return ready
 
 
 class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
