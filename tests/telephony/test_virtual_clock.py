@@ -24,6 +24,7 @@ from callgate.telephony.clock import (
     TimeHold,
     VirtualClock,
     VirtualTimeEventLoop,
+    VirtualTimeEventLoopPolicy,
     holding,
     run_virtual,
 )
@@ -136,6 +137,17 @@ def test_hold_counter_rejects_extra_release() -> None:
         assert not loop.held
         with pytest.raises(RuntimeError, match="released"):
             hold.release()
+    finally:
+        loop.close()
+
+
+def test_policy_makes_virtual_loops() -> None:
+    loop = VirtualTimeEventLoopPolicy().new_event_loop()
+    try:
+        assert isinstance(loop, VirtualTimeEventLoop)
+        loop.run_until_complete(asyncio.sleep(100))
+        assert loop.time() == 100.0
+        assert loop.jumped == 100.0
     finally:
         loop.close()
 
