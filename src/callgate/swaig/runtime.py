@@ -104,6 +104,7 @@ class FunctionRuntime:
         self._active: dict[str, bool] = {}
         self._natives: dict[str, Function] = {}
         self._meta: dict[str, dict[str, Any]] = {}
+        self._prompt_cache: tuple[int, dict[str, Any]] | None = None
         self._function_map = {entry.MatchFunction: entry.Function for entry in ai.params.function_map}
         for function in ai.SWAIG.functions:
             self._register(function, origin="document")
@@ -393,14 +394,15 @@ class FunctionRuntime:
             "purpose": function.description_text,
             "description": function.description_text,
             "meta_data_token": token,
-            "meta_data": copy.deepcopy(self._meta.get(token, {})),
+            # Stores only ever change at the top level (set/unset), so a shallow copy is a snapshot.
+            "meta_data": dict(self._meta.get(token, {})),
             "argument": arguments.as_request(),
             "argument_desc": function.parameters_schema,
         }
         if c.conversation_id:
             body["conversation_id"] = c.conversation_id
         if self.global_data:
-            body["global_data"] = copy.deepcopy(self.global_data)
+            body["global_data"] = dict(self.global_data)
         params_extra = self.ai.params.model_extra or {}
         if c.swml_vars or _truthy(params_extra.get("swaig_post_swml_vars")):
             body["SWMLVars"] = copy.deepcopy(c.swml_vars)
@@ -412,10 +414,11 @@ class FunctionRuntime:
         """Template data for data_map strings and webhook answers (SignalWire's "call data")."""
         c = self.context
         prompt_vars = self._prompt_vars()
+        # Read-only for templates (which never mutate), so live state is shared, not copied.
         data: dict[str, Any] = {
             "args": arguments.args,
             "argument": arguments.as_request(),
-            "global_data": copy.deepcopy(self.global_data),
+            "global_data": self.global_data,
             "call_id": c.call_id,
             "ai_session_id": c.ai_session_id,
             "conversation_id": c.conversation_id or c.call_id,
@@ -428,21 +431,27 @@ class FunctionRuntime:
             "SWMLVars": c.swml_vars,
         }
         if include_meta:
-            data["meta_data"] = copy.deepcopy(self.meta_data_for(function))
+            data["meta_data"] = self.meta_data_for(function)
         return {**prompt_vars, **data, "input": dict(data), "prompt_vars": prompt_vars}
 
     def _prompt_vars(self) -> dict[str, Any]:
+        # The values change once a minute at most; formatting dates on every call is wasted work.
+        epoch = self.clock.time()
+        if self._prompt_cache is not None and self._prompt_cache[0] == int(epoch // 60):
+            return self._prompt_cache[1]
         zone = resolve_zone(self.ai.params.local_tz or "UTC") or ZoneInfo("UTC")
-        now = dt.datetime.fromtimestamp(self.clock.time(), tz=zone)
+        now = dt.datetime.fromtimestamp(epoch, tz=zone)
         hour = now.hour
         time_of_day = "morning" if 5 <= hour < 12 else "afternoon" if 12 <= hour < 17 else "evening"
-        return {
+        values = {
             "local_date": now.strftime("%A, %B ") + str(now.day) + now.strftime(", %Y"),
             "local_time": now.strftime("%I:%M %p %Z").lstrip("0"),
             "time_of_day": time_of_day,
             "caller_id_number": self.context.caller_id_num,
             "to_number": self.context.to_number,
         }
+        self._prompt_cache = (int(epoch // 60), values)
+        return values
 
     def _fillers(self, function: Function) -> list[str]:
         if function.fillers:
