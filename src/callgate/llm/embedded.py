@@ -14,6 +14,7 @@ filter. `make demo` installs llama-cpp-python (built with portable CPU flags) an
 from __future__ import annotations
 
 import asyncio
+import atexit
 import importlib
 import importlib.util
 import json
@@ -41,6 +42,15 @@ _CLOSE_TAG = "</tool_call>"
 
 _models: dict[str, Any] = {}
 _models_lock = threading.Lock()
+
+
+def _close_models() -> None:
+    """Free loaded models before interpreter shutdown; llama.cpp's own finaliser fails that late."""
+    for model in _models.values():
+        close = getattr(model, "close", None)
+        if callable(close):
+            close()
+    _models.clear()
 
 
 def smollm2_gguf_path() -> Path | None:
@@ -72,6 +82,8 @@ def _load(path: str, n_ctx: int, n_threads: int | None) -> Any:
             model = llama_cpp.Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False)
         except Exception as exc:  # llama.cpp reports a bad file as ValueError or RuntimeError
             raise ModelError("config", f"cannot load the model file {path}: {exc}") from exc
+        if not _models:
+            atexit.register(_close_models)
         _models[path] = model
         return model
 
