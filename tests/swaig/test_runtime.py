@@ -422,3 +422,30 @@ async def test_include_answer_forms_and_failures(server: LoopServer, http: httpx
     assert server.requests[-1].basic_auth == ("u", "p")
     errors = [e.error for e in runtime.swaig_log if e.command_name == "get_signature"]
     assert errors[0] is None and errors[1] is not None and "not JSON" in (errors[2] or "")
+
+
+async def test_unexpected_transport_error_never_raises() -> None:
+    def explode(request: httpx.Request) -> httpx.Response:
+        raise RuntimeError("transport bug")
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(explode)) as client:
+        ai = ai_with([{"function": "f", "purpose": "p", "web_hook_url": "https://hooks.example.com/f"}])
+        runtime = make_runtime(ai, client)
+        result = await runtime.call("f", "{}")
+    assert result.error == "internal error (RuntimeError)"
+    assert result.response == "The function f failed: internal error (RuntimeError)."
+    assert runtime.swaig_log[-1].error == result.error
+
+
+async def test_stub_transport_is_used_for_public_urls() -> None:
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(200, json={"response": "stubbed"})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        ai = ai_with([{"function": "f", "purpose": "p", "web_hook_url": "https://hooks.example.com/f"}])
+        ai.params.swaig_allow_private_urls = False
+        result = await make_runtime(ai, client).call("f", "{}")
+    assert result.response == "stubbed" and seen == ["https://hooks.example.com/f"]

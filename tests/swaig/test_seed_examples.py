@@ -308,3 +308,10 @@ async def test_switch_context(server: LoopServer, http: httpx.AsyncClient) -> No
     assert wars.actions[1].system_prompt is not None and "Luke" in wars.actions[1].system_prompt
     other = await runtime.call("swap_topics", '{"topic": "Cooking"}')
     assert other.actions == [Say("I'm sorry, I don't know anything about Cooking. Ending call."), Stop()]
+
+
+async def test_model_arguments_cannot_reach_meta_data(server: LoopServer, http: httpx.AsyncClient) -> None:
+    runtime = make_runtime(load_ai(EXPRESSIONS_TRANSFER, server.base), http)
+    sneaky = await runtime.call("transfer", '{"target": "${meta_data.table.sales}"}')
+    assert "+1YYYYYYYYYY" not in sneaky.response
+    assert sneaky.response == "I'm sorry, I was unable to transfer your call to ${meta_data.table.sales}."
