@@ -23,6 +23,9 @@ from callgate.scenario.format import DtmfTurn, HangupTurn, Turn, UserTurn, WaitT
 from callgate.telephony.clock import Clock
 from callgate.timeline import CallOutcome, Timeline
 
+# Event-loop passes given to the engine after each turn (see TurnDriver._settle).
+SETTLE_YIELDS = 20
+
 
 class CallUnderTest(Protocol):
     """The engine's side of a scenario call (implemented in `callgate.agent.scenario_call`)."""
@@ -121,18 +124,30 @@ class TurnDriver:
 
     async def _body(self) -> None:
         await self._call.start()
+        await self._settle()
         for index, turn in enumerate(self._turns):
-            self._next_turn = index
             if not self._call.ended and not self._call.caller_on_hold:
                 await self._call.agent_idle()
+            # From here this turn is either run or skipped; the cap only notes turns after it.
+            self._next_turn = index + 1
             if self._call.ended:
                 self._skip(index, "the call had ended")
                 continue
             self._note("turn", index=index, turn=describe_turn(turn))
             await self._perform(turn)
-        self._next_turn = len(self._turns)
+            await self._settle()
         if not self._call.ended:
             await self._caller.wait_ended()
+
+    @staticmethod
+    async def _settle() -> None:
+        """Let the engine pick up what the caller just did before anyone asks whether it is idle.
+
+        Input travels through queues to the engine's tasks; yielding (no virtual time passes) lets
+        them take it and mark the agent busy, so `agent_idle()` cannot answer for the previous turn.
+        """
+        for _ in range(SETTLE_YIELDS):
+            await asyncio.sleep(0)
 
     async def _perform(self, turn: Turn) -> None:
         if isinstance(turn, UserTurn):

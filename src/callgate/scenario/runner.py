@@ -167,16 +167,43 @@ async def run_loaded(
     clock: VirtualClock,
     factory: CallUnderTestFactory | None = None,
 ) -> ScenarioResult:
-    world = SimWorld(
-        clock,
-        legs=scenario.legs,
-        from_number=scenario.call.from_number,
-        to_number=scenario.call.to_number,
-        caller_name=scenario.call.caller_name,
-    )
-    timeline = world.timeline
     result = ScenarioResult(file=path, name=scenario.name)
     model = ScriptedModelServer(scenario.llm)
+    try:
+        await model.start()
+    except Exception as exc:
+        result.error = f"could not start the scripted model server: {exc}"
+        return result
+    try:
+        # Time zero of the call is taken once the model server is up.
+        world = SimWorld(
+            clock,
+            legs=scenario.legs,
+            from_number=scenario.call.from_number,
+            to_number=scenario.call.to_number,
+            caller_name=scenario.call.caller_name,
+        )
+        outcome, transport = await _run_call(scenario, path, world, model, factory, result)
+    finally:
+        await model.stop()
+
+    outcome = merge(outcome, world=world, model_failures=model.failures, transport=transport)
+    result.outcome = outcome
+    result.duration = outcome.hangup_at if outcome.hangup_at is not None else world.now()
+    result.failures = check(scenario.expect, outcome)
+    return result
+
+
+async def _run_call(
+    scenario: Scenario,
+    path: Path,
+    world: SimWorld,
+    model: ScriptedModelServer,
+    factory: CallUnderTestFactory | None,
+    result: ScenarioResult,
+) -> tuple[CallOutcome | None, StubTransport]:
+    """Build the call under test, drive it, and return its outcome (None if it crashed)."""
+    clock, timeline = world.clock, world.timeline
     # Fetching an `agent:` URL really goes out, like passthrough.
     agent_url = [scenario.agent] if isinstance(scenario.agent, str) and scenario.agent_is_url else []
     transport = StubTransport(
@@ -188,9 +215,8 @@ async def run_loaded(
         passthrough_exact=agent_url,
         strict=scenario.strict_http,
     )
-    outcome: CallOutcome | None = None
     try:
-        async with model, httpx.AsyncClient(transport=transport, timeout=HTTP_TIMEOUT) as http:
+        async with httpx.AsyncClient(transport=transport, timeout=HTTP_TIMEOUT) as http:
             build = factory or build_call_under_test
             call = build(
                 agent_source=scenario.agent,
@@ -213,19 +239,16 @@ async def run_loaded(
                 now=world.now,
             )
             await driver.run()
-            outcome = await call.finish()
+            return await call.finish(), transport
     except Exception as exc:  # a crash of the engine is a failed scenario, with what happened so far
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         result.error = f"the call crashed: {detail}"
         timeline.add(world.now(), "crash", error=detail)
+        # Stop whatever the engine left running on the leg; the call is over.
+        await world.caller.hangup("scenario-crashed")
+        return None, transport
     finally:
         await transport.aclose()
-
-    outcome = merge(outcome, world=world, model_failures=model.failures, transport=transport)
-    result.outcome = outcome
-    result.duration = outcome.hangup_at if outcome.hangup_at is not None else world.now()
-    result.failures = check(scenario.expect, outcome)
-    return result
 
 
 def merge(
