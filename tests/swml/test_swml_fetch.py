@@ -6,6 +6,8 @@ import asyncio
 import base64
 import json
 import socket
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,7 +22,9 @@ from starlette.routing import Route
 
 from callgate.swml import CallInfo, DocumentError, fetch_document, load_document
 from callgate.swml.fetch import redact_url, request_body, split_credentials
-from conftest import ServeApp
+
+# The `loopback` fixture (conftest.py): serve an ASGI app on 127.0.0.1, yielding its base URL.
+ServeApp = Callable[[Any], AbstractContextManager[str]]
 
 DOCUMENT_YAML = """\
 version: 1.0.0
