@@ -239,3 +239,12 @@ async def test_nothing_matches_and_no_output_is_the_generic_error(http: httpx.As
     runtime = make_runtime(ai, http)
     result = await runtime.call("route", '{"x": "no"}')
     assert result.response == GENERIC_ERROR and result.error is not None
+
+
+async def test_guard_exempt_urls_pass(server: LoopServer, http: httpx.AsyncClient) -> None:
+    server.route("POST", "/hook", Reply(body={"response": "through"}))
+    ai = webhook_ai(server.base + "/hook", allow_private=False)
+    exempt = make_runtime(ai, http, guard_exempt=lambda url: url.startswith(server.base + "/"))
+    assert (await exempt.call("get_weather", "{}")).response == "through"
+    other = make_runtime(ai, http, guard_exempt=lambda url: url.startswith("http://127.0.0.1:1/"))
+    assert (await other.call("get_weather", "{}")).error is not None

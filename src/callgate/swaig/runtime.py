@@ -18,7 +18,7 @@ import copy
 import datetime as dt
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -90,13 +90,17 @@ class FunctionRuntime:
         clock: Clock | None = None,
         timeout: float = 10.0,
         max_response_bytes: int = 256_000,
+        guard_exempt: Callable[[str], bool] | None = None,
     ) -> None:
+        """`guard_exempt(url)` → True lets a URL past the private-address guard (the scenario
+        runner's `passthrough` list); everything else follows the document's params."""
         self.ai = ai
         self.context = context
         self.http = http
         self.clock: Clock = clock or SystemClock()
         self.timeout = timeout
         self.max_response_bytes = max_response_bytes
+        self.guard_exempt = guard_exempt
         self.swaig_log: list[SwaigLogEntry] = []
         self.warnings: list[str] = []
         self.global_data: dict[str, Any] = copy.deepcopy(ai.global_data)
@@ -477,10 +481,15 @@ class FunctionRuntime:
         headers: Mapping[str, str] | None = None,
         credentials: Credentials | None = None,
     ) -> Fetched:
-        reason = refusal(
-            url,
-            allow_private=self.ai.params.swaig_allow_private_urls,
-            document_host=self.context.document_host,
+        exempt = self.guard_exempt is not None and self.guard_exempt(url)
+        reason = (
+            None
+            if exempt
+            else refusal(
+                url,
+                allow_private=self.ai.params.swaig_allow_private_urls,
+                document_host=self.context.document_host,
+            )
         )
         if reason is not None:
             return Fetched(error=f"refused: {reason}", kind="blocked")
