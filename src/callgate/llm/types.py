@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
+
+# Re-exported: model clients take the project's clock (real or virtual) for back-off and latency.
+from callgate.telephony.clock import Clock as Clock
 
 
 @dataclass(frozen=True)
@@ -102,14 +105,6 @@ class ModelError(Exception):
         self.kind: ModelErrorKind = kind
         self.message = message
         self.produced_text = produced_text
-
-
-class Clock(Protocol):
-    """The little a model client needs of a clock; callgate's real and virtual clocks both fit."""
-
-    async def sleep(self, seconds: float) -> None: ...
-
-    def monotonic(self) -> float: ...
 
 
 # Short spoken fallbacks, so that a failing model never leaves the line silent.

@@ -12,7 +12,6 @@ endpoint (scenario extensions, documented on `ScriptEntry`): `status`, `cut_afte
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import re
@@ -178,7 +177,6 @@ class ScriptedModelServer:
         self.requests: list[RecordedRequest] = []
         self.failures: list[str] = []
         self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
         self._port: int | None = None
         self._log_filter = _QuietDrops()
@@ -198,6 +196,11 @@ class ScriptedModelServer:
         return f"http://127.0.0.1:{self.port}/{role}/v1"
 
     async def start(self) -> None:
+        """Listen on 127.0.0.1, on a free port, in the running event loop.
+
+        uvicorn's `startup()`/`shutdown()` are used rather than `serve()`: no signal handlers are
+        taken over, and there is no 0.1 s housekeeping tick to disturb a virtual-time loop.
+        """
         config = uvicorn.Config(
             self.app,
             host="127.0.0.1",
@@ -206,34 +209,29 @@ class ScriptedModelServer:
             lifespan="off",
             timeout_graceful_shutdown=2,
         )
+        config.load()
         self._closing = asyncio.Event()
-        self._server = uvicorn.Server(config)
+        server = uvicorn.Server(config)
+        server.lifespan = config.lifespan_class(config)
         logging.getLogger("uvicorn.error").addFilter(self._log_filter)
-        self._task = asyncio.create_task(self._server.serve())
-        deadline = asyncio.get_running_loop().time() + _START_TIMEOUT
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()  # re-raises the startup error
-                raise RuntimeError("the scripted model server stopped during startup")
-            if asyncio.get_running_loop().time() > deadline:
-                await self.stop()
-                raise RuntimeError("the scripted model server did not start in time")
-            await asyncio.sleep(0.005)
-        sockets = [sock for server in self._server.servers for sock in server.sockets]
+        try:
+            await asyncio.wait_for(server.startup(), _START_TIMEOUT)
+        except (SystemExit, TimeoutError) as exc:  # uvicorn exits the process when it cannot bind
+            logging.getLogger("uvicorn.error").removeFilter(self._log_filter)
+            raise RuntimeError("the scripted model server could not start") from exc
+        self._server = server
+        sockets = [sock for listener in server.servers for sock in listener.sockets]
         self._port = int(sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
         self._closing.set()  # releases stalled streams
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._task is not None:
+        server, self._server = self._server, None
+        if server is not None:
             try:
-                await asyncio.wait_for(self._task, _STOP_TIMEOUT)
+                await asyncio.wait_for(server.shutdown(), _STOP_TIMEOUT)
             except TimeoutError:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
-            self._task = None
+                for task in list(server.server_state.tasks):
+                    task.cancel()
         logging.getLogger("uvicorn.error").removeFilter(self._log_filter)
         self._port = None
 
