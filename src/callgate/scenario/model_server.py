@@ -60,6 +60,7 @@ class ScriptEntry(BaseModel):
     - `status: 429|500|…`: answer with that HTTP error instead of a stream (`message`: its text).
     - `cut_after: N`: stream N characters of `text`, then drop the connection without `[DONE]`.
     - `stall: true`: send the response headers, then nothing until the client gives up.
+    - `stall_after: N`: stream N characters of `text`, then nothing more (a model hanging mid-reply).
     - `garbage: true`: send a data line that is not JSON before the reply.
     """
 
@@ -74,6 +75,7 @@ class ScriptEntry(BaseModel):
     message: str | None = None
     cut_after: int | None = Field(default=None, ge=0)
     stall: bool = False
+    stall_after: int | None = Field(default=None, ge=0)
     garbage: bool = False
 
     @field_validator("match")
@@ -94,9 +96,17 @@ class ScriptEntry(BaseModel):
 
     @model_validator(mode="after")
     def _one_failure_mode(self) -> ScriptEntry:
-        modes = [self.status is not None, self.cut_after is not None, self.stall, self.garbage]
+        modes = [
+            self.status is not None,
+            self.cut_after is not None,
+            self.stall,
+            self.stall_after is not None,
+            self.garbage,
+        ]
         if sum(modes) > 1:
-            raise ValueError("use at most one of status, cut_after, stall, garbage in one entry")
+            raise ValueError("use at most one of status, cut_after, stall, stall_after, garbage in one entry")
+        if self.message is not None and self.status is None:
+            raise ValueError("message is the text of an HTTP error: it needs status")
         return self
 
 
@@ -376,15 +386,19 @@ class _Reply:
             yield "data: {this is not json\n\n"
 
         text_pieces = _pieces(entry.text or "", entry.chunk)
-        if entry.cut_after is not None:
+        limit = entry.cut_after if entry.cut_after is not None else entry.stall_after
+        if limit is not None:
             sent = 0
             for piece in text_pieces:
-                if sent >= entry.cut_after:
+                if sent >= limit:
                     break
-                piece = piece[: entry.cut_after - sent]
+                piece = piece[: limit - sent]
                 sent += len(piece)
                 yield self._chunk({"content": piece})
-            raise _DropConnection("scripted cut")
+            if entry.cut_after is not None:
+                raise _DropConnection("scripted cut")
+            await self.closing.wait()
+            return
 
         if entry.style == "repeated":
             for chunk in self._repeated(text_pieces):
