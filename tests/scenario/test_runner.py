@@ -227,3 +227,14 @@ def test_command_json_report(folder: Path) -> None:
     assert any(e["kind"] == "remote-hangup" for e in report[0]["timeline"])
     code, text = command([folder / "nope.yaml"], json_output=True)
     assert code == 2 and json.loads(text) == []
+
+
+def test_engine_gets_the_passthrough_check(folder: Path) -> None:
+    path = scenario(
+        folder, "pt.yaml", 'passthrough: ["http://127.0.0.1:3000/*"]\nllm: [{text: Hi}]\nturns: [hangup]\n'
+    )
+    factory = FakeFactory()
+    assert run_scenario_file(path, factory=factory).passed
+    exempt = factory.seen[0]["guard_exempt"]
+    assert exempt("http://127.0.0.1:3000/hook") is True
+    assert exempt("http://127.0.0.1:3001/hook") is False

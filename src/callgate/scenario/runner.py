@@ -8,6 +8,7 @@ without the engine).
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import traceback
@@ -64,6 +65,7 @@ class CallUnderTestFactory(Protocol):
         model_base_url: Callable[[str], str],
         http: httpx.AsyncClient,
         call: CallInfo,
+        guard_exempt: Callable[[str], bool] | None = None,
     ) -> CallUnderTest: ...
 
 
@@ -78,8 +80,14 @@ def build_call_under_test(
     model_base_url: Callable[[str], str],
     http: httpx.AsyncClient,
     call: CallInfo,
+    guard_exempt: Callable[[str], bool] | None = None,
 ) -> CallUnderTest:
-    """The engine hook: builds the agent side of a scenario call (lives in the engine, imported lazily)."""
+    """The engine hook: builds the agent side of a scenario call (lives in the engine, imported lazily).
+
+    `guard_exempt(url)` is True for URLs that go to the real network (passthrough, the agent URL):
+    DESIGN §6 exempts them from the private-address guard. It is handed on when the engine's builder
+    declares a `guard_exempt` parameter.
+    """
     try:
         from callgate.runtime.scenario_call import build_call_under_test as build
     except ModuleNotFoundError as exc:
@@ -89,6 +97,9 @@ def build_call_under_test(
             build_call_under_test as build,
         )
 
+    extra: dict[str, Any] = {}
+    if guard_exempt is not None and "guard_exempt" in inspect.signature(build).parameters:
+        extra["guard_exempt"] = guard_exempt
     return build(
         agent_source=agent_source,
         base_dir=base_dir,
@@ -99,6 +110,7 @@ def build_call_under_test(
         model_base_url=model_base_url,
         http=http,
         call=call,
+        **extra,
     )
 
 
@@ -228,6 +240,7 @@ async def _run_call(
                 model_base_url=model.base_url,
                 http=http,
                 call=CallInfo(scenario.call.from_number, scenario.call.to_number, scenario.call.caller_name),
+                guard_exempt=transport.is_passthrough,
             )
             driver = TurnDriver(
                 call,
