@@ -449,3 +449,98 @@ async def test_stub_transport_is_used_for_public_urls() -> None:
         ai.params.swaig_allow_private_urls = False
         result = await make_runtime(ai, client).call("f", "{}")
     assert result.response == "stubbed" and seen == ["https://hooks.example.com/f"]
+
+
+async def test_fillers(http: httpx.AsyncClient) -> None:
+    output = {"output": {"response": "ok"}}
+    ai = ai_with(
+        [
+            {"function": "listed", "purpose": "p", "fillers": ["one moment"], "data_map": output},
+            {
+                "function": "by_lang",
+                "purpose": "p",
+                "fillers": {"fr-FR": ["un instant"], "en-US": ["hold on"]},
+                "data_map": output,
+            },
+            {"function": "plain", "purpose": "p", "data_map": output},
+            {"function": "quiet", "purpose": "p", "skip_fillers": True, "data_map": output},
+        ],
+        languages=[{"name": "French", "code": "fr-FR", "voice": "v", "function_fillers": ["je regarde"]}],
+    )
+    runtime = make_runtime(ai, http)
+    assert (await runtime.call("listed", "{}")).fillers == ["one moment"]
+    assert (await runtime.call("by_lang", "{}")).fillers == ["un instant"]
+    assert (await runtime.call("plain", "{}")).fillers == ["je regarde"]
+    assert (await runtime.call("quiet", "{}")).fillers == []
+
+
+async def test_optional_request_fields(server: LoopServer, http: httpx.AsyncClient) -> None:
+    from .conftest import make_context
+
+    server.route("POST", "/h", Reply(body={"response": "ok"}))
+    ai = ai_with(
+        [{"function": "f", "purpose": "p", "web_hook_url": server.base + "/h"}],
+        params={"swaig_post_conversation": True, "app_name": "frank"},
+    )
+    context = make_context(swml_vars={"ai_result": "success"}, conversation_id="conv-1")
+    runtime = make_runtime(ai, http, context=context)
+    log = [{"role": "user", "content": "hi"}]
+    await runtime.call("f", "{}", call_log=log)
+    body = server.requests[0].json
+    assert body["SWMLVars"] == {"ai_result": "success"}
+    assert body["call_log"] == log
+    assert body["conversation_id"] == "conv-1"
+    assert body["app_name"] == "frank"
+    assert "global_data" not in body
+
+
+async def test_duplicate_function_names_keep_the_first(server: LoopServer, http: httpx.AsyncClient) -> None:
+    server.route("POST", "/inc", Reply(body=[{"function": "f", "purpose": "remote"}]))
+    ai = ai_with(
+        [{"function": "f", "purpose": "local", "data_map": {"output": {"response": "local"}}}],
+        swaig={"includes": [{"url": server.base + "/inc", "functions": ["f"]}]},
+    )
+    runtime = make_runtime(ai, http)
+    await runtime.load_includes()
+    assert (await runtime.call("f", "{}")).response == "local"
+    assert any("duplicates" in w for w in runtime.warnings)
+
+
+async def test_nomatch_output_and_foreach_without_a_list(server: LoopServer, http: httpx.AsyncClient) -> None:
+    server.route("GET", "/items", Reply(body={"items": "not a list"}))
+    ai = ai_with(
+        [
+            {
+                "function": "check",
+                "purpose": "p",
+                "data_map": {
+                    "expressions": [
+                        {
+                            "string": "${args.code}",
+                            "pattern": "^[0-9]{4}$",
+                            "output": {"response": "valid"},
+                            "nomatch-output": {"response": "invalid code ${args.code}"},
+                        },
+                        {"string": "x", "pattern": "x", "output": {"response": "never reached"}},
+                    ]
+                },
+            },
+            {
+                "function": "items",
+                "purpose": "p",
+                "data_map": {
+                    "webhooks": [
+                        {
+                            "url": server.base + "/items",
+                            "foreach": {"input_key": "items", "output_key": "listed", "append": "${this}"},
+                            "output": {"response": "[${listed}]"},
+                        }
+                    ]
+                },
+            },
+        ]
+    )
+    runtime = make_runtime(ai, http)
+    assert (await runtime.call("check", '{"code": "1234"}')).response == "valid"
+    assert (await runtime.call("check", '{"code": "12a"}')).response == "invalid code 12a"
+    assert (await runtime.call("items", "{}")).response == "[]"
