@@ -162,6 +162,11 @@ def test_agent_url_and_inline() -> None:
     assert isinstance(parse_scenario(BASE, file="x").agent, dict)
 
 
+def test_leg_turns_parse_like_the_callers() -> None:
+    scenario = parse_scenario({**BASE, "legs": {"+1555": {"turns": [{"user": "Yes."}, "hangup"]}}}, file="x")
+    assert scenario.leg_turns("+1555") == [UserTurn(user="Yes."), HangupTurn()]
+
+
 def test_dtmf_number_becomes_digits() -> None:
     scenario = parse_scenario({**BASE, "turns": [{"dtmf": 12}, {"dtmf": "*#"}]}, file="x")
     assert scenario.turns == [DtmfTurn(dtmf="12"), DtmfTurn(dtmf="*#")]
@@ -192,6 +197,9 @@ def test_dtmf_number_becomes_digits() -> None:
         ({**BASE, "turns": [{"dtmf": "12x"}]}, "turns[0].dtmf: DTMF digits must be"),
         ({**BASE, "turns": [{"hangup": False}]}, "turns[0].hangup"),
         ({**BASE, "max_duration": -1}, "max_duration"),
+        ({**BASE, "legs": {"+1555": {"answer": "maybe"}}}, "legs.+1555.answer: answer must be"),
+        ({**BASE, "legs": {"+1555": {"ring": 1}}}, "legs.+1555: unknown field 'ring'"),
+        ({**BASE, "legs": {"+1555": {"turns": [{"say": "x"}]}}}, "legs.+1555.turns[0]: unknown turn 'say'"),
         ({"name": "n", "turns": []}, "agent: Field required"),
         ({**BASE, "agent": ""}, "agent: agent must be"),
     ],

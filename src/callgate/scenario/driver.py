@@ -28,7 +28,7 @@ SETTLE_YIELDS = 20
 
 
 class CallUnderTest(Protocol):
-    """The engine's side of a scenario call (implemented in `callgate.agent.scenario_call`)."""
+    """The engine's side of a scenario call (implemented in `callgate.runtime.scenario_call`)."""
 
     async def start(self) -> None:
         """Answer; the agent opens the call (first model request)."""

@@ -223,6 +223,22 @@ class Scenario(_Strict):
             return value
         return [_parse_turn(index, item) for index, item in enumerate(value)]
 
+    @field_validator("legs")
+    @classmethod
+    def _leg_turns(cls, legs: dict[str, LegSpec]) -> dict[str, LegSpec]:
+        # A leg's turns follow the caller's grammar; check them here so mistakes name their path.
+        for name, spec in legs.items():
+            for index, item in enumerate(spec.turns):
+                try:
+                    _parse_turn(index, item)
+                except ValueError as exc:
+                    raise ValueError(f"legs.{name}.{exc}") from None
+        return legs
+
+    def leg_turns(self, name: str) -> list[Turn]:
+        """The parsed turns of a declared leg (what that party says once it has answered)."""
+        return [_parse_turn(index, item) for index, item in enumerate(self.legs[name].turns)]
+
     @property
     def agent_is_url(self) -> bool:
         return isinstance(self.agent, str) and self.agent.lower().startswith(("http://", "https://"))

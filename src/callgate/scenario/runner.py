@@ -2,7 +2,7 @@
 
 Each scenario runs in its own fresh virtual-time loop (`run_virtual`), with its own timeline, sim
 switch and caller leg, scripted model server and stubbed HTTP client. The engine side of the call is
-built by `callgate.agent.scenario_call.build_call_under_test` (imported lazily, so this module loads
+built by `callgate.runtime.scenario_call.build_call_under_test` (imported lazily, so this module loads
 without the engine).
 """
 
@@ -88,14 +88,7 @@ def build_call_under_test(
     DESIGN §6 exempts them from the private-address guard. It is handed on when the engine's builder
     declares a `guard_exempt` parameter.
     """
-    try:
-        from callgate.runtime.scenario_call import build_call_under_test as build
-    except ModuleNotFoundError as exc:
-        if exc.name != "callgate.runtime.scenario_call":
-            raise
-        from callgate.agent.scenario_call import (  # type: ignore[import-not-found,no-redef]
-            build_call_under_test as build,
-        )
+    from callgate.runtime.scenario_call import build_call_under_test as build
 
     extra: dict[str, Any] = {}
     if guard_exempt is not None and "guard_exempt" in inspect.signature(build).parameters:
