@@ -655,3 +655,14 @@ def test_document_error_message_summarises() -> None:
         _load("sections:\n  main:\n    - sip_refer: {}\n    - transfer: {}\n")
     assert str(info.value).startswith("agent.yaml:3: sections.main[0].sip_refer.to_uri:")
     assert "(and 1 more errors)" in str(info.value)
+
+
+def test_parse_document_without_lines() -> None:
+    data = {"sections": {"main": [{"ai": {"prompt": {"text": "hi", "top_p": "lots"}}}]}}
+    with pytest.raises(DocumentError) as info:
+        parse_document(data, source="inline")
+    (error,) = info.value.errors
+    assert (error.path, error.line) == ("sections.main[0].ai.prompt.top_p", None)
+    assert str(error).startswith("inline: sections.main[0].ai.prompt.top_p: ")
+    result = parse_document({"sections": {"main": ["answer", {"hangup": {}}]}}, source=None)
+    assert [verb.name for verb in result.document.sections["main"]] == ["answer", "hangup"]

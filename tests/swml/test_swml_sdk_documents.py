@@ -246,3 +246,31 @@ def test_sdk_document_as_yaml_or_json(to_yaml: bool) -> None:
     text = yaml.safe_dump(document, sort_keys=False) if to_yaml else json.dumps(document)
     result = load_text(text, source="sdk.yaml" if to_yaml else "sdk.json")
     assert result.document.find_ai() is not None
+
+
+def test_sdk_data_map_extras_are_not_reported() -> None:
+    agent = AgentBase(name="extras", route="/extras")
+    agent.prompt_add_section("Role", body="x")
+    agent.set_web_hook_url("https://hooks.example.com/swaig")
+    mapped = (
+        DataMap("post_it")
+        .description("Post something")
+        .parameter("q", "string", "query")
+        .webhook("POST", "https://api.example.com/post", form_param="payload")
+        .body({"q": "${args.q}"})
+        .output(SwaigFunctionResult("posted"))
+        .expression(
+            "${args.q}", r"^x$", SwaigFunctionResult("x"), nomatch_output=SwaigFunctionResult("not x")
+        )
+    )
+    agent.register_swaig_function(mapped.to_swaig_function())
+    document = _render(agent)
+    function = document["sections"]["main"][-1]["ai"]["SWAIG"]["functions"][0]
+    assert "nomatch-output" in function["data_map"]["expressions"][0]
+    assert function["data_map"]["webhooks"][0]["form_param"] == "payload"
+    result, _ = _load(document)
+    assert result.warnings == []
+    # ...while a field nobody documents still is.
+    function["data_map"]["webhooks"][0]["bogus"] = 1
+    (warning,) = parse_document(document, source="sdk").warnings
+    assert warning.path.endswith("data_map.webhooks[0].bogus")

@@ -135,6 +135,10 @@ KNOWN_ACTIONS: frozenset[str] = frozenset(
 )  # fmt: skip
 
 # Documented fields that a model keeps as extras rather than typing them, by model class name.
+# Besides the schema's names, the SDK's DataMap writes `body` / `form_param` on webhooks and
+# `nomatch-output` on expressions: documents it renders should not warn about them.
 KNOWN_EXTRA_FIELDS: dict[str, frozenset[str]] = {
     "Language": frozenset({"model", "emotion", "speed", "params"}),
+    "Webhook": frozenset({"body", "form_param"}),
+    "Expression": frozenset({"nomatch-output"}),
 }
