@@ -39,7 +39,9 @@ class Conversation:
     def add_tool_result(self, call_id: str, content: str, t: float) -> None:
         self._log({"role": "tool", "tool_call_id": call_id, "content": content}, t)
 
-    def context_switch(self, system_prompt: str | None, user_prompt: str | None, consolidate: bool, t: float) -> None:
+    def context_switch(
+        self, system_prompt: str | None, user_prompt: str | None, consolidate: bool, t: float
+    ) -> None:
         """SignalWire context_switch: a new system prompt; history kept only when consolidating."""
         if system_prompt:
             if consolidate:

@@ -40,7 +40,11 @@ class Routes:
 def _tool(name: str, description: str) -> dict[str, Any]:
     return {
         "type": "function",
-        "function": {"name": name, "description": description, "parameters": {"type": "object", "properties": {}}},
+        "function": {
+            "name": name,
+            "description": description,
+            "parameters": {"type": "object", "properties": {}},
+        },
     }
 
 

@@ -232,10 +232,8 @@ class AgentSession:
 
         def handle(pieces: list[Any]) -> None:
             for piece in pieces:
-                if pending.hangup or pending.transfer:
-                    # A command ends the turn's speech: nothing after it is spoken.
-                    if isinstance(piece, Speech):
-                        continue
+                if (pending.hangup or pending.transfer) and isinstance(piece, Speech):
+                    continue  # a command ends the turn's speech: nothing after it is spoken
                 if isinstance(piece, Speech):
                     speak(piece.text)
                 elif isinstance(piece, HangupCommand):
@@ -263,7 +261,9 @@ class AgentSession:
                     self.note("bad-command", raw=piece.raw, reason=piece.reason)
 
         try:
-            async for event in self.model.stream(self.conversation.request_messages(), tools or None, self.settings):
+            async for event in self.model.stream(
+                self.conversation.request_messages(), tools or None, self.settings
+            ):
                 if isinstance(event, TextDelta):
                     raw_text.append(event.text)
                     handle(commands.feed(event.text))
@@ -303,7 +303,7 @@ class AgentSession:
         handle: Callable[[list[Any]], None],
     ) -> RoundResult:
         """A broken stream: say what was said, then a short fallback — never silence."""
-        self.note("model-error", kind=error.kind, message=str(error))
+        self.note("model-error", error_kind=error.kind, message=str(error))
         handle(commands.flush())
         for sentence in splitter.flush():
             self.speaker.say_soon(sentence)
@@ -311,7 +311,7 @@ class AgentSession:
         if text:
             self.conversation.add_assistant(text, [], self.now())
         self._model_failures += 1
-        if error.kind == "config" or self._model_failures >= MAX_MODEL_FAILURES and not text:
+        if error.kind == "config" or (self._model_failures >= MAX_MODEL_FAILURES and not text):
             self.result = "failed"
             self.speaker.say_soon(GOODBYE_BROKEN)
             await self.speaker.drain()
@@ -380,13 +380,13 @@ class AgentSession:
             await self._end(pending.hangup)
             return RoundResult(ended=True)
         if pending.transfer is not None:
-            result = await self._decide(pending.transfer)
-            answer = result.for_model() if result is not None else "The call was transferred."
+            transfer = await self._decide(pending.transfer)
+            answer = transfer.for_model() if transfer is not None else "The call was transferred."
             if pending.transfer_call_id is not None:
                 self.conversation.add_tool_result(pending.transfer_call_id, answer, self.now())
             else:
                 self.conversation.add_system(f"Transfer result: {answer}", self.now())
-            if result is None or result.outcome in ("completed", "cancelled"):
+            if transfer is None or transfer.outcome in ("completed", "cancelled"):
                 return RoundResult(ended=True)
             return RoundResult(again=True)
         if pending.stop:
@@ -396,7 +396,9 @@ class AgentSession:
             return RoundResult(ended=True)
         return RoundResult(again=True)
 
-    async def _fill_while_waiting(self, calls: list[ToolCall], tasks: dict[str, asyncio.Task[FunctionResult]]) -> None:
+    async def _fill_while_waiting(
+        self, calls: list[ToolCall], tasks: dict[str, asyncio.Task[FunctionResult]]
+    ) -> None:
         """Speak a filler if the functions take longer than a moment (languages/function fillers)."""
         done, _ = await asyncio.wait(tasks.values(), timeout=FILLER_AFTER_SECONDS)
         if len(done) == len(tasks):
@@ -450,7 +452,8 @@ class AgentSession:
     def _transfer_destination(self, name: str, arguments: dict[str, Any]) -> str | None:
         function = self.functions.get(name)
         wanted = next(
-            (str(arguments[key]) for key in ("destination", "target", "to", "number") if arguments.get(key)), None
+            (str(arguments[key]) for key in ("destination", "target", "to", "number") if arguments.get(key)),
+            None,
         )
         destinations = (function.transfer.destinations if function and function.transfer else None) or []
         for entry in destinations:

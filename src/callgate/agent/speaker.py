@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 
 from callgate.swml.models import Pronounce
-from callgate.telephony.base import Call, CallEnded
+from callgate.telephony.base import Call, CallEnded, SpeechRefused
 
 
 def apply_pronounce(text: str, rules: list[Pronounce]) -> str:
@@ -37,6 +37,7 @@ class Speaker:
         self._task: asyncio.Task[None] | None = None
         self._failed: BaseException | None = None
         self.spoken: list[str] = []
+        self.refused: list[str] = []
 
     def say_soon(self, text: str) -> None:
         """Queue `text` to be spoken after everything queued before it."""
@@ -79,6 +80,10 @@ class Speaker:
                 while not self._queue.empty():
                     self._queue.get_nowait()
                 return
+            except SpeechRefused:
+                # Held or bridged: the caller cannot hear it, so it was not said.
+                self.refused.append(text)
+                continue
             self.spoken.append(text)
             if self._on_spoken is not None:
                 self._on_spoken(text)

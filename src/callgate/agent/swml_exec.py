@@ -101,23 +101,27 @@ class SwmlInterpreter:
         elif name in ("connect", "sip_refer", "transfer"):
             destination = _destination(name, args)
             if destination is None:
-                if name == "transfer" and isinstance(args, dict) and str(args.get("dest", "")) in self.sections:
+                if (
+                    name == "transfer"
+                    and isinstance(args, dict)
+                    and str(args.get("dest", "")) in self.sections
+                ):
                     await self._run_section(str(args["dest"]), depth + 1)
                     return "return"
                 self.ctx.note("swml-error", error=f"{name}: no destination in {args!r}")
                 return None
             caller_id = args.get("from") if isinstance(args, dict) else None
-            result = await self.ctx.decide(
+            transfer_result = await self.ctx.decide(
                 Transfer(destination=destination, source="swml", caller_id=caller_id, origin="server")
             )
-            ok = result is None or result.outcome == "completed"
+            ok = transfer_result is None or transfer_result.outcome == "completed"
             self.ctx.variables["connect_result"] = "connected" if ok else "failed"
             self.ctx.variables["return_value"] = "success" if ok else "failed"
             if ok:
                 self.handed_on = True
             else:
-                assert result is not None
-                self.transfer_failure = result.for_model()
+                assert transfer_result is not None
+                self.transfer_failure = transfer_result.for_model()
                 return "return"
         elif name == "send_sms":
             await self._send_sms(args)

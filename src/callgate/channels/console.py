@@ -310,6 +310,12 @@ class ConsoleCall:
         with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is listening
             loop.call_soon_threadsafe(handler, argument)
 
+    def type_line(self, line: str, *, echo: bool = True) -> None:
+        """Act as if the person typed `line` (scripted demos); echoed like typed input."""
+        if echo and not self.ended:
+            self.console.print(f"[bold cyan]{escape(self._caller_name)}:[/] {escape(line.strip())}")
+        self._on_line(line)
+
     def _on_line(self, line: str) -> None:
         parsed = parse_line(line)
         if parsed is None or self.ended:

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from enum import StrEnum
 from typing import Final
 
-from callgate.telephony.base import CallEnded, CallEvent
+from callgate.telephony.base import CallEnded, CallEvent, SpeechRefused
 
 
 class LegState(StrEnum):
@@ -36,7 +36,7 @@ class IllegalLegTransition(RuntimeError):
     """A leg was asked to move to a state it cannot reach from where it is (a caller bug)."""
 
 
-class HeldError(RuntimeError):
+class HeldError(SpeechRefused):
     """The agent tried to speak to a leg on hold. Held legs hear nothing: this is a caller bug.
 
     Raised instead of silently dropping the words, so a goodbye said to a held caller shows up in
@@ -44,7 +44,7 @@ class HeldError(RuntimeError):
     """
 
 
-class BridgedError(RuntimeError):
+class BridgedError(SpeechRefused):
     """The agent tried to use a leg that is bridged to another party: callgate is out of the path."""
 
 

@@ -215,6 +215,11 @@ class SimCall:
     # ------------------------------------------------------------ identity and state
 
     @property
+    def started_at(self) -> float:
+        """The clock reading the call's times are counted from."""
+        return self._shared.started_at
+
+    @property
     def call_id(self) -> str:
         return self._call_id
 

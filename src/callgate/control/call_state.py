@@ -16,9 +16,7 @@ class CallState(StrEnum):
 
 _ALLOWED: dict[CallState, frozenset[CallState]] = {
     CallState.RINGING: frozenset({CallState.ACTIVE, CallState.ENDED}),
-    CallState.ACTIVE: frozenset(
-        {CallState.HELD, CallState.TRANSFERRING, CallState.ENDING, CallState.ENDED}
-    ),
+    CallState.ACTIVE: frozenset({CallState.HELD, CallState.TRANSFERRING, CallState.ENDING, CallState.ENDED}),
     CallState.HELD: frozenset({CallState.ACTIVE, CallState.TRANSFERRING, CallState.ENDING, CallState.ENDED}),
     CallState.TRANSFERRING: frozenset({CallState.ACTIVE, CallState.HELD, CallState.ENDING, CallState.ENDED}),
     CallState.ENDING: frozenset({CallState.ENDED}),

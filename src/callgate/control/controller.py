@@ -8,10 +8,11 @@ finished playing when the BYE goes out.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from callgate.agent.decisions import Decision, Hangup, Transfer, TransferResult
 from callgate.control.call_state import CallState, CallStateMachine
-from callgate.telephony.base import Call, CallEnded, DialFailed, EndedReason, Switch
+from callgate.telephony.base import Call, CallEnded, Destination, DialFailed, EndedReason, Switch
 from callgate.telephony.clock import Clock
 from callgate.timeline import CallOutcome, TransferRecord
 
@@ -36,7 +37,7 @@ class CallController:
     def now(self) -> float:
         return self.clock.monotonic() - self._started_at
 
-    def note(self, kind: str, **data: object) -> None:
+    def note(self, kind: str, **data: Any) -> None:
         self.outcome.timeline.add(self.now(), kind, **data)
 
     @property
@@ -48,7 +49,6 @@ class CallController:
     async def answer(self) -> None:
         await self.call.answer()
         self.state.to(CallState.ACTIVE)
-        self.note("answered")
 
     async def execute(self, decision: Decision) -> TransferResult | None:
         if isinstance(decision, Hangup):
@@ -86,8 +86,6 @@ class CallController:
 
     async def transfer(self, decision: Transfer) -> TransferResult:
         """Blind transfer: speak `msg`, hand the leg to the destination; on failure speak `err_msg`."""
-        from callgate.telephony.base import Destination
-
         if not self.live:
             return TransferResult("cancelled", "call already ending")
         destination = Destination.parse(decision.destination)

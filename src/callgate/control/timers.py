@@ -8,6 +8,7 @@ not reset it, so `inactivity_timeout` still ends a call whose caller never answe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -15,9 +16,7 @@ from dataclasses import dataclass
 from callgate.telephony.clock import Clock
 from callgate.telephony.durations import parse_duration
 
-DEFAULT_INACTIVITY_GOODBYE = (
-    "I haven't heard from you, disconnecting the call now. Thank you for your time."
-)
+DEFAULT_INACTIVITY_GOODBYE = "I haven't heard from you, disconnecting the call now. Thank you for your time."
 DEFAULT_INACTIVITY_MS = 600_000  # SignalWire's default: ten minutes
 DEFAULT_ATTENTION_PROMPT = (
     "The user has not responded, try to get their attention. Stay in the same language."
@@ -42,7 +41,7 @@ def parse_hard_stop(value: str) -> float:
         seconds = 0.0
     if seconds <= 0:
         raise TimerConfigError(
-            f"params.hard_stop_time: {value!r} is not a duration (use e.g. '30m', '1h30m', '90s' or 'HH:MM:SS')"
+            f"params.hard_stop_time: {value!r} is not a duration (e.g. '30m', '1h30m', '90s', 'HH:MM:SS')"
         )
     return seconds
 
@@ -52,7 +51,9 @@ def check_ms(name: str, value: int | None) -> float | None:
     if value is None or value == 0:
         return None
     if value < 0:
-        raise TimerConfigError(f"params.{name}: {value} must be a positive number of milliseconds (0 disables)")
+        raise TimerConfigError(
+            f"params.{name}: {value} must be a positive number of milliseconds (0 disables)"
+        )
     return value / 1000.0
 
 
@@ -82,11 +83,13 @@ class SilenceWatch:
         self._changed = asyncio.Event()
         self._silence = 0.0  # accumulated silence since the caller last spoke
         self._since_attention = 0.0
+        self._epoch = 0
         self._stopped = False
 
     def caller_activity(self) -> None:
         self._silence = 0.0
         self._since_attention = 0.0
+        self._epoch += 1  # silence measured before this moment no longer counts
         self._changed.set()
 
     def set_waiting(self, waiting: bool) -> None:
@@ -113,25 +116,18 @@ class SilenceWatch:
             if deadline is None:
                 await self._changed.wait()
                 continue
+            epoch = self._epoch
             started = self._clock.monotonic()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout=deadline)
-            except TimeoutError:
-                pass
-            if self._changed.is_set() and not self._waiting:
-                # Paused: count the silence that did pass while waiting.
+            if self._epoch == epoch:
                 elapsed = self._clock.monotonic() - started
                 self._silence += elapsed
                 self._since_attention += elapsed
-                continue
             if self._stopped:
                 return
-            elapsed = self._clock.monotonic() - started
-            if self._changed.is_set():
-                # Caller activity reset the counters (already zeroed); or waiting toggled on again.
-                continue
-            self._silence += elapsed
-            self._since_attention += elapsed
+            if self._changed.is_set() or not self._waiting:
+                continue  # paused, resumed or reset: recompute the deadline
             if self._policy.inactivity is not None and self._silence >= self._policy.inactivity - 1e-9:
                 self._stopped = True
                 await self._on_inactivity()

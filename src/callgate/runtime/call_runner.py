@@ -32,7 +32,7 @@ from callgate.control.timers import (
     parse_hard_stop,
 )
 from callgate.llm.client import ChatModel
-from callgate.llm.types import ModelSettings
+from callgate.llm.factory import model_settings
 from callgate.swaig.context import CallContext
 from callgate.swaig.runtime import FunctionRuntime
 from callgate.swml.models import AI, Document, Verb
@@ -69,6 +69,9 @@ class CallSetup:
     switch: Switch | None = None
     sms_webhook_url: str | None = None
     variables: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # CALLGATE_* / OPENAI_* settings of the process
+    # URLs let past the private-address guard (a scenario's passthrough list).
+    guard_exempt: Callable[[str], bool] | None = None
 
 
 def prompt_text(ai: AI, variables: dict[str, Any]) -> str:
@@ -78,24 +81,15 @@ def prompt_text(ai: AI, variables: dict[str, Any]) -> str:
     return expand(text, {**variables, "global_data": ai.global_data})
 
 
-def model_settings(ai: AI) -> ModelSettings:
-    prompt = ai.prompt
-    return ModelSettings(
-        model=ai.params.ai_model,
-        temperature=prompt.temperature,
-        top_p=prompt.top_p,
-        presence_penalty=prompt.presence_penalty,
-        frequency_penalty=prompt.frequency_penalty,
-        max_tokens=prompt.max_tokens,
-    )
-
-
 class CallRunner:
-    def __init__(self, setup: CallSetup, outcome: CallOutcome | None = None) -> None:
+    def __init__(
+        self, setup: CallSetup, outcome: CallOutcome | None = None, *, started_at: float | None = None
+    ) -> None:
         self.setup = setup
         self.clock = setup.clock
         self.outcome = outcome or CallOutcome()
-        self.started_at = self.clock.monotonic()
+        # The call's time origin; a channel that records its own times passes its origin here.
+        self.started_at = self.clock.monotonic() if started_at is None else started_at
         self.controller = CallController(setup.call, setup.switch, self.clock, self.outcome, self.started_at)
         self.session: AgentSession | None = None
         self.conversation: Conversation | None = None
@@ -221,7 +215,9 @@ class CallRunner:
         setup = self.setup
         variables = self._variables()
         text = prompt_text(ai, variables)
-        functions = FunctionRuntime(ai, setup.context, setup.http, clock=self.clock)
+        functions = FunctionRuntime(
+            ai, setup.context, setup.http, clock=self.clock, guard_exempt=setup.guard_exempt
+        )
         await functions.load_includes()
         routes = resolve_routes(ai, text)
         conversation = Conversation(system_prompt=text)
@@ -229,7 +225,7 @@ class CallRunner:
             ai=ai,
             call=setup.call,
             model=setup.model_for("agent", ai),
-            settings=model_settings(ai),
+            settings=model_settings(ai.prompt, ai.params.ai_model, self.setup.env),
             functions=functions,
             routes=routes,
             conversation=conversation,

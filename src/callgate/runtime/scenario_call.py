@@ -47,6 +47,7 @@ class ScenarioCall:
         model_base_url: Callable[[str], str],
         http: httpx.AsyncClient,
         call: ScenarioCallInfo,
+        guard_exempt: Callable[[str], bool] | None = None,
     ) -> None:
         self._agent_source = agent_source
         self._base_dir = base_dir
@@ -56,10 +57,12 @@ class ScenarioCall:
         self._model_base_url = model_base_url
         self._http = http
         self._call = call
+        self._guard_exempt = guard_exempt
         self.outcome = CallOutcome(timeline=timeline)
         self.runner: CallRunner | None = None
         self._task: asyncio.Task[CallOutcome] | None = None
         self._ready = asyncio.Event()
+        self._models: list[OpenAIChatModel] = []
 
     async def _document(self, context: CallContext) -> Document:
         source = self._agent_source
@@ -72,14 +75,19 @@ class ScenarioCall:
                 to_number=self._call.to_number,
                 caller_name=self._call.caller_name,
             )
-            return (await fetch_document(source, call=info, client=self._http)).document
+            loaded = await fetch_document(source, call=info, client=self._http)
+            # Webhooks back to the host that served the document are always allowed.
+            context.document_host = loaded.origin_host
+            return loaded.document
         path = Path(source)
         if not path.is_absolute():
             path = self._base_dir / path
         return load_document(path).document
 
     def _model_for(self, role: str, ai: AI) -> ChatModel:
-        return OpenAIChatModel(self._model_base_url(role), "scenario-key", clock=self._clock)
+        model = OpenAIChatModel(self._model_base_url(role), "scenario-key", clock=self._clock)
+        self._models.append(model)
+        return model
 
     async def start(self) -> None:
         context = CallContext(
@@ -96,8 +104,9 @@ class ScenarioCall:
             model_for=self._model_for,
             context=context,
             switch=self._switch,
+            guard_exempt=self._guard_exempt,
         )
-        self.runner = CallRunner(setup, self.outcome)
+        self.runner = CallRunner(setup, self.outcome, started_at=getattr(self._caller, "started_at", None))
         self._task = asyncio.create_task(self.runner.run(), name="scenario-call")
         self._ready.set()
         # Let the call get going (answer, the agent's first request) before the first turn.
@@ -119,9 +128,13 @@ class ScenarioCall:
         return self.runner is not None and self.runner.caller_on_hold
 
     async def finish(self) -> CallOutcome:
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        try:
+            if self._task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+        finally:
+            for model in self._models:
+                await model.aclose()
         return self.outcome
 
 

@@ -99,6 +99,10 @@ class CallEnded(Exception):
     """An operation was attempted on a leg that has already ended."""
 
 
+class SpeechRefused(Exception):
+    """The leg cannot hear the agent right now (on hold, or bridged to another party)."""
+
+
 # ---------------------------------------------------------------- protocols
 
 

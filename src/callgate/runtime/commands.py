@@ -1,0 +1,170 @@
+"""`callgate test`, `callgate chat` and `callgate demo`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+
+from callgate.channels.console import HELP, ConsoleCall, ConsoleSwitch
+from callgate.llm.client import ChatModel
+from callgate.llm.factory import make_model
+from callgate.llm.types import ModelError
+from callgate.runtime.call_runner import CallRunner, CallSetup
+from callgate.scenario.command import run_tests
+from callgate.swaig.context import CallContext
+from callgate.swml.errors import DocumentError
+from callgate.swml.fetch import CallInfo
+from callgate.swml.loader import LoadResult, load_document
+from callgate.swml.models import AI
+from callgate.telephony.clock import SystemClock
+from callgate.timeline import CallOutcome
+
+
+def register(app: typer.Typer) -> None:
+    app.command("test")(test)
+    app.command("chat")(chat)
+    app.command("demo")(demo)
+
+
+def test(
+    paths: Annotated[list[Path], typer.Argument(help="Scenario files or folders of them.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print a machine-readable report.")] = False,
+) -> None:
+    """Run scenario files against their agents on the sim channel (virtual time, scripted model)."""
+    console = Console(highlight=False, soft_wrap=False, width=max(Console().width, 100))
+    raise typer.Exit(run_tests(paths, json_output=json_output, console=console))
+
+
+def chat(
+    agent: Annotated[str, typer.Argument(help="The agent: a SWML file or an http(s) URL.")],
+    from_number: Annotated[str, typer.Option("--from", help="The caller's number.")] = "+15550100000",
+    to_number: Annotated[str, typer.Option("--to", help="The number called.")] = "+15550199999",
+    name: Annotated[str, typer.Option(help="The caller's name.")] = "You",
+) -> None:
+    """Talk to an agent in the terminal: type as the caller, watch its speech and every call event."""
+    console = Console(highlight=False)
+    loaded = _load(agent, console, CallInfo(from_number=from_number, to_number=to_number, caller_name=name))
+    outcome = asyncio.run(_converse(loaded, console, from_number, to_number, name, script=None))
+    raise typer.Exit(0 if outcome.ended_reason != "pipeline-error" else 1)
+
+
+def demo() -> None:
+    """A conversation with the demo agent on the embedded model — no account, no key."""
+    from callgate.demo import SCRIPTED_CALLER, agent_path
+
+    console = Console(highlight=False)
+    console.rule("[bold]callgate demo[/] — Rosa's Bakery, on the embedded model")
+    loaded = _load(str(agent_path()), console)
+    script = None if sys.stdin.isatty() else SCRIPTED_CALLER
+    if script is not None:
+        console.print("[dim]No terminal on standard input: the caller's lines are scripted.[/]")
+    outcome = asyncio.run(
+        _converse(loaded, console, "+15550100000", "+15550199999", "Demo caller", script=script)
+    )
+    raise typer.Exit(0 if outcome.ended_reason != "pipeline-error" else 1)
+
+
+def _context(loaded: LoadResult, from_number: str, name: str, to_number: str) -> CallContext:
+    """The call's identity; a fetched document's call_id is kept for every SWAIG request."""
+    context = CallContext(caller_id_num=from_number, caller_id_name=name, to_number=to_number)
+    if loaded.call is not None:
+        context.call_id = loaded.call.call_id
+    context.document_host = loaded.origin_host
+    return context
+
+
+async def _until_heard(runner: CallRunner, limit: float = 5.0) -> None:
+    """Wait (briefly) until the agent has taken up the line just typed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while loop.time() < deadline and not runner.ended.is_set():
+        session = runner.session
+        if session is not None and session.busy:
+            return
+        await asyncio.sleep(0.01)
+
+
+def _load(source: str, console: Console, call: CallInfo | None = None) -> LoadResult:
+    try:
+        loaded = load_document(source, call=call)
+    except DocumentError as exc:
+        for issue in exc.issues:
+            console.print(f"[red]error[/] {issue}")
+        raise typer.Exit(1) from exc
+    for warning in loaded.warnings:
+        console.print(f"[yellow]warning[/] {warning}")
+    return loaded
+
+
+async def _converse(
+    loaded: LoadResult,
+    console: Console,
+    from_number: str,
+    to_number: str,
+    name: str,
+    script: list[str] | None,
+) -> CallOutcome:
+    clock = SystemClock()
+    switch = ConsoleSwitch(console)
+    call = ConsoleCall(
+        console,
+        switch=switch,
+        clock=clock,
+        from_number=from_number,
+        to_number=to_number,
+        caller_name=name,
+        read_input=script is None,
+    )
+    if script is None:
+        call.install_sigint()
+        console.print(f"[dim]{HELP}[/]")
+    env = dict(os.environ)
+    models: list[ChatModel] = []
+
+    def model_for(role: str, ai: AI) -> ChatModel:
+        model = make_model(ai.params.llm_base_url, ai.params.ai_model, env, clock=clock)
+        models.append(model)
+        return model
+
+    async with httpx.AsyncClient(follow_redirects=False) as http:
+        setup = CallSetup(
+            document=loaded.document,
+            call=call,
+            clock=clock,
+            http=http,
+            model_for=model_for,
+            context=_context(loaded, from_number, name, to_number),
+            switch=switch,
+            env=env,
+        )
+        runner = CallRunner(setup)
+        task = asyncio.create_task(runner.run())
+        if script is not None:
+            for line in script:
+                await runner.agent_idle()
+                if runner.ended.is_set():
+                    break
+                call.type_line(line)
+                await _until_heard(runner)
+            await runner.agent_idle()
+            if not runner.ended.is_set():
+                call.type_line("/hangup")
+        try:
+            outcome = await task
+        except ModelError as exc:  # the model could not even be set up
+            console.print(f"[red]model error:[/] {exc}")
+            raise typer.Exit(1) from exc
+        finally:
+            for model in models:
+                close = getattr(model, "aclose", None)
+                if close is not None:
+                    await close()
+    console.rule(f"call ended: [bold]{outcome.ended_reason}[/]")
+    return outcome
