@@ -299,3 +299,14 @@ async def test_bad_requests_get_400(serve: ServeFn, body: bytes) -> None:
     assert response.status_code == 400
     assert "error" in response.json()
     assert server.requests == []
+
+
+async def test_abandoning_a_stream_leaves_the_client_usable(serve: ServeFn, client_for: MakeClient) -> None:
+    server = await serve({"agent": [{"text": "one two three four five"}, {"text": "next reply"}]})
+    model = client_for(server.base_url("agent"))
+    stream = model.stream([{"role": "user", "content": "hi"}], None, ModelSettings(model="m"))
+    first = await anext(stream)
+    assert first == TextDelta("one ")
+    await stream.aclose()  # the caller barged in: the engine stops reading
+    events, error = await collect(model)
+    assert error is None and text_of(events) == "next reply"

@@ -245,6 +245,10 @@ class OpenAIChatModel:
         except openai.APIError as exc:
             message = f"the stream reported an error: {exc.message}"
             raise _Failure("http", message, produced_text=produced_text) from exc
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            # A chunk of an unexpected shape: a broken server must end the turn, never crash the call.
+            message = f"the stream sent an unreadable chunk: {type(exc).__name__}: {exc}"
+            raise _Failure("http", message, produced_text=produced_text) from exc
         finally:
             with contextlib.suppress(Exception):
                 await stream.close()
