@@ -35,26 +35,25 @@ class NativeFunction:
 
 
 @lru_cache(maxsize=1)
-def _zone_index() -> dict[str, str]:
-    """Lower-cased zone keys and city names (`new york`, `america/new_york`) → zone key."""
-    index: dict[str, str] = {}
+def _zone_index() -> tuple[dict[str, str], dict[str, str]]:
+    """Lower-cased zone keys (`america/new_york`) and city names (`new york`) → zone key."""
+    keys: dict[str, str] = {}
+    cities: dict[str, str] = {}
     for key in sorted(available_timezones()):
-        index.setdefault(key.lower(), key)
-        city = key.rsplit("/", 1)[-1].replace("_", " ").lower()
-        # Prefer canonical continent/city keys over legacy aliases for the same city.
-        if city not in index or ("/" in key and "/" not in index[city]):
-            index[city] = key
-    return index
+        keys[key.lower()] = key
+        if "/" in key:
+            cities.setdefault(key.rsplit("/", 1)[-1].replace("_", " ").lower(), key)
+    return keys, cities
 
 
 def resolve_zone(text: str) -> ZoneInfo | None:
-    """A time zone from an IANA key (`America/Chicago`), a city (`Chicago`, `new york`) or `UTC`."""
-    cleaned = text.strip()
+    """A time zone from an IANA key (`America/Chicago`, `UTC`) or a city (`Chicago`, `new york`)."""
+    cleaned = text.strip().lower()
     if not cleaned:
         return None
-    index = _zone_index()
-    for candidate in (cleaned.lower(), cleaned.replace(" ", "_").lower(), cleaned.replace("_", " ").lower()):
-        key = index.get(candidate)
+    keys, cities = _zone_index()
+    found = (keys.get(cleaned), keys.get(cleaned.replace(" ", "_")), cities.get(cleaned.replace("_", " ")))
+    for key in found:
         if key is not None:
             try:
                 return ZoneInfo(key)
