@@ -666,3 +666,51 @@ def test_parse_document_without_lines() -> None:
     assert str(error).startswith("inline: sections.main[0].ai.prompt.top_p: ")
     result = parse_document({"sections": {"main": ["answer", {"hangup": {}}]}}, source=None)
     assert [verb.name for verb in result.document.sections["main"]] == ["answer", "hangup"]
+
+
+def test_yaml_aliases_work_but_alias_bombs_are_refused() -> None:
+    result = _load(
+        """
+        sections:
+          main:
+            - play: &greeting {url: "say:hello"}
+            - play: *greeting
+        """
+    )
+    assert [verb.args for verb in result.document.sections["main"]] == [{"url": "say:hello"}] * 2
+    bomb = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, 8):
+        previous = chr(ord("a") + level - 1)
+        name = chr(ord("a") + level)
+        bomb.append(f"{name}: &{name} [{', '.join(['*' + previous] * 10)}]")
+    error = _one_error("\n".join(bomb) + "\nsections: {main: []}\n")
+    assert "YAML aliases" in error.message
+
+
+@pytest.mark.parametrize("text", ["[" * 50_000 + "]" * 50_000, "a: " + "[" * 50_000 + "]" * 50_000])
+def test_absurd_nesting_is_an_error_not_a_crash(text: str) -> None:
+    with pytest.raises(DocumentError) as info:
+        load_text(text, source="deep")
+    assert info.value.errors
+
+
+def test_private_transfer_destination_url_warns() -> None:
+    warnings = _warnings(
+        """
+        sections:
+          main:
+            - ai:
+                prompt: {text: hi}
+                SWAIG:
+                  functions:
+                    - function: transfer_call
+                      description: transfer
+                      builtin: transfer
+                      transfer:
+                        destinations: []
+                        destination_url: http://192.168.1.20/destinations
+        """
+    )
+    assert [(path, line) for path, line, _ in warnings] == [
+        ("sections.main[0].ai.SWAIG.functions[0].transfer.destination_url", 12)
+    ]

@@ -192,6 +192,8 @@ def _webhook_urls(ai: AI, loc: Loc) -> Iterator[tuple[Loc, str]]:
         floc = (*swaig_loc, "functions", index)
         if function.web_hook_url:
             yield (*floc, "web_hook_url"), function.web_hook_url
+        if function.transfer is not None and function.transfer.destination_url:
+            yield (*floc, "transfer", "destination_url"), function.transfer.destination_url
         if function.data_map is not None:
             for windex, webhook in enumerate(function.data_map.webhooks):
                 yield (*floc, "data_map", "webhooks", windex, "url"), webhook.url

@@ -54,11 +54,15 @@ class LineMap:
     def from_node(cls, node: yaml.Node) -> LineMap:
         result = cls()
         result.lines[()] = node.start_mark.line + 1
-        _walk(node, (), result)
+        _walk(node, (), result, set())
         return result
 
 
-def _walk(node: yaml.Node, loc: Loc, out: LineMap) -> None:
+def _walk(node: yaml.Node, loc: Loc, out: LineMap, seen_nodes: set[int]) -> None:
+    # An aliased node is walked once (at its anchor): paths through an alias fall back to its line.
+    if id(node) in seen_nodes:
+        return
+    seen_nodes.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
@@ -70,9 +74,9 @@ def _walk(node: yaml.Node, loc: Loc, out: LineMap) -> None:
                 out.duplicates.append((child, line))
             seen.add(key)
             out.lines[child] = line
-            _walk(value_node, child, out)
+            _walk(value_node, child, out, seen_nodes)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             child = (*loc, index)
             out.lines[child] = item.start_mark.line + 1
-            _walk(item, child, out)
+            _walk(item, child, out, seen_nodes)

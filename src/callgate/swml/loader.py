@@ -62,6 +62,25 @@ _Loader.yaml_implicit_resolvers["+"] = [
 ]
 
 
+# YAML aliases can make a small text expand enormously ("billion laughs"); SWML has no need for that.
+MAX_EXPANDED_VALUES = 200_000
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many values the node stands for once every alias is expanded (computed once per node)."""
+    known = memo.get(id(node))
+    if known is not None:
+        return known
+    memo[id(node)] = 1  # a recursive alias counts once instead of looping
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(item, memo) for item in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    memo[id(node)] = size
+    return size
+
+
 def _fail(message: str, *, source: str | None, line: int | None = None) -> DocumentError:
     return DocumentError([Issue(Severity.ERROR, "", line, message, source)])
 
@@ -86,9 +105,11 @@ def read_text(text: str, *, source: str | None = None) -> tuple[Any, LineMap]:
             raise _fail(
                 f"invalid JSON: {exc.msg} (column {exc.colno})", source=source, line=exc.lineno
             ) from exc
+        except RecursionError as exc:
+            raise _fail("the document is nested too deeply", source=source) from exc
         try:
             node = _compose(text)
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError):
             node = None
         return data, LineMap.from_node(node) if node is not None else LineMap()
     loader = _Loader(text)
@@ -96,6 +117,11 @@ def read_text(text: str, *, source: str | None = None) -> tuple[Any, LineMap]:
         node = loader.get_single_node()
         if node is None:
             raise _fail("the document is empty", source=source)
+        if _expanded_size(node, {}) > MAX_EXPANDED_VALUES:
+            raise _fail(
+                f"the document expands to more than {MAX_EXPANDED_VALUES} values (YAML aliases)",
+                source=source,
+            )
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -106,6 +132,8 @@ def read_text(text: str, *, source: str | None = None) -> tuple[Any, LineMap]:
         raise _fail(f"invalid YAML: {problem}{context}{column}", source=source, line=line) from exc
     except yaml.YAMLError as exc:
         raise _fail(f"invalid YAML: {exc}", source=source) from exc
+    except RecursionError as exc:
+        raise _fail("the document is nested too deeply", source=source) from exc
     finally:
         loader.dispose()
     return data, LineMap.from_node(node)
