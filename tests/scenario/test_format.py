@@ -197,11 +197,14 @@ def test_dtmf_number_becomes_digits() -> None:
         ({**BASE, "turns": [{"dtmf": "12x"}]}, "turns[0].dtmf: DTMF digits must be"),
         ({**BASE, "turns": [{"hangup": False}]}, "turns[0].hangup"),
         ({**BASE, "max_duration": -1}, "max_duration"),
+        ({**BASE, "strict_http": "maybe"}, "strict_http: Input should be a valid boolean"),
+        ({**BASE, "agent": 5}, "agent: must be a path, a URL or an inline SWML document"),
+        ({**BASE, "llm": "hello"}, "llm: must be a list of script entries"),
         ({**BASE, "legs": {"+1555": {"answer": "maybe"}}}, "legs.+1555.answer: answer must be"),
         ({**BASE, "legs": {"+1555": {"ring": 1}}}, "legs.+1555: unknown field 'ring'"),
         ({**BASE, "legs": {"+1555": {"turns": [{"say": "x"}]}}}, "legs.+1555.turns[0]: unknown turn 'say'"),
         ({"name": "n", "turns": []}, "agent: Field required"),
-        ({**BASE, "agent": ""}, "agent: agent must be"),
+        ({**BASE, "agent": ""}, "agent: must be"),
     ],
 )
 def test_bad_fields_are_named(data: dict[str, Any], expected: str) -> None:
@@ -214,6 +217,26 @@ def test_error_names_the_file(scenario_dir: Path) -> None:
     with pytest.raises(ScenarioError) as info:
         load_scenario(path)
     assert str(info.value).startswith(f"{path}: turns[0].wait")
+
+
+def test_errors_carry_the_line(scenario_dir: Path) -> None:
+    text = """\
+name: lines
+agent: ../agents/frank.yaml
+turns:
+  - user: hi
+  - wait: soon
+  - dance: yes
+expect:
+  said: [a]
+  colour: red
+"""
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(write(scenario_dir, text))
+    assert info.value.problems == [
+        "turns[1].wait: not a duration: 'soon' (write e.g. 3s, 1.5s, 500ms, 2m, 1h30m) (line 5)",
+        "expect: unknown field 'colour' (line 9)",
+    ]
 
 
 def test_missing_agent_file_is_named(scenario_dir: Path) -> None:

@@ -11,6 +11,7 @@ not yet run are skipped. After the last turn the call runs until it ends by itse
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -28,6 +29,7 @@ from pydantic import (
 
 from callgate.channels.sim import LegSpec
 from callgate.scenario.model_server import ScriptEntry
+from callgate.swml.lines import LineMap
 from callgate.telephony.base import EndedReason
 from callgate.telephony.durations import Duration
 
@@ -196,12 +198,12 @@ class Scenario(_Strict):
     expect: Expect = Field(default_factory=lambda: Expect.model_validate({}))
     max_duration: Duration = DEFAULT_MAX_DURATION
 
-    @field_validator("agent")
+    @field_validator("agent", mode="before")
     @classmethod
-    def _agent(cls, value: str | dict[str, Any]) -> str | dict[str, Any]:
-        if isinstance(value, str) and not value.strip():
-            raise ValueError("agent must be a path, a URL or an inline SWML document")
-        return value
+    def _agent(cls, value: Any) -> Any:
+        if isinstance(value, dict) or (isinstance(value, str) and value.strip()):
+            return value
+        raise ValueError("must be a path, a URL or an inline SWML document (a mapping)")
 
     @field_validator("llm", mode="before")
     @classmethod
@@ -214,7 +216,8 @@ class Scenario(_Strict):
             unknown = [key for key in value if key not in LLM_ROLES]
             if unknown:
                 raise ValueError(f"unknown llm role {unknown[0]!r} (roles: {', '.join(LLM_ROLES)})")
-        return value
+            return value
+        raise ValueError("must be a list of script entries, or a map of them by role")
 
     @field_validator("turns", mode="before")
     @classmethod
@@ -282,18 +285,27 @@ def _clean_message(msg: str) -> str:
     return msg
 
 
+# Parts of pydantic's error locations that name a union member or validator, not a field.
+_LOC_MARKERS = {
+    "str",
+    "int",
+    "float",
+    "bool",
+    "dict",
+    "list",
+    "UserTurn",
+    "WaitTurn",
+    "DtmfTurn",
+    "HangupTurn",
+}
+
+
 def _path(loc: tuple[int | str, ...]) -> str:
     text = ""
     for part in loc:
         if isinstance(part, int):
             text += f"[{part}]"
-        elif part.startswith(("function-", "list[", "dict[", "str", "int", "float", "bool")) or part in (
-            "UserTurn",
-            "WaitTurn",
-            "DtmfTurn",
-            "HangupTurn",
-        ):
-            # pydantic's union/validator markers are noise to a scenario author.
+        elif part in _LOC_MARKERS or part.startswith("function-") or "[" in part:
             continue
         else:
             text += f".{part}" if text else part
@@ -303,24 +315,43 @@ def _path(loc: tuple[int | str, ...]) -> str:
 _ALIASES = {"json_body": "json", "from_number": "from", "to_number": "to"}
 
 
-def describe_errors(exc: ValidationError) -> list[str]:
-    """ValidationError → lines like `turns[2].wait: invalid duration 'abc'` or `unknown field 'foo'`."""
-    lines: list[str] = []
+_FINER = re.compile(r"^(\w+)\[(\d+)\]")
+
+
+def _with_line(text: str, loc: tuple[int | str, ...], lines: LineMap | None) -> str:
+    if lines is None:
+        return text
+    line = lines.line_for(loc)
+    return f"{text} (line {line})" if line is not None else text
+
+
+def describe_errors(exc: ValidationError, lines: LineMap | None = None) -> list[str]:
+    """ValidationError → lines like `turns[2].wait: invalid duration 'abc'` or `unknown field 'foo'`,
+    each followed by `(line N)` when the file's line map is known."""
+    out: list[str] = []
     for error in exc.errors():
-        loc = tuple(_ALIASES.get(p, p) if isinstance(p, str) else p for p in error["loc"])
+        raw = tuple(error["loc"])
+        loc = tuple(_ALIASES.get(p, p) if isinstance(p, str) else p for p in raw)
         if error["type"] == "extra_forbidden":
             where = _path(loc[:-1])
             prefix = "" if where == "(top level)" else f"{where}: "
-            lines.append(f"{prefix}unknown field {loc[-1]!r}")
+            out.append(_with_line(f"{prefix}unknown field {loc[-1]!r}", loc, lines))
+            continue
+        where, msg = _path(loc), _clean_message(error["msg"])
+        # Validators that know a finer path (turns[2].wait) put it in front of the message.
+        if msg.startswith((f"{where}[", f"{where}.")):
+            finer = _FINER.match(msg)
+            line_loc = (*loc, int(finer.group(2))) if finer and finer.group(1) == where else loc
+            out.append(_with_line(msg, line_loc, lines))
         else:
-            where, msg = _path(loc), _clean_message(error["msg"])
-            # Validators that know a finer path (turns[2].wait) put it in front of the message.
-            lines.append(msg if msg.startswith((f"{where}[", f"{where}.")) else f"{where}: {msg}")
+            out.append(_with_line(f"{where}: {msg}", loc, lines))
     # Union members can repeat the same complaint; keep the first of each.
-    return list(dict.fromkeys(lines))
+    return list(dict.fromkeys(out))
 
 
-def parse_scenario(data: Any, *, file: Path | str, default_name: str | None = None) -> Scenario:
+def parse_scenario(
+    data: Any, *, file: Path | str, default_name: str | None = None, lines: LineMap | None = None
+) -> Scenario:
     """Validate already-parsed data (a dict) as a scenario; raises ScenarioError naming file and field."""
     if not isinstance(data, dict):
         raise ScenarioError(file, [f"a scenario must be a mapping, got {type(data).__name__}"])
@@ -329,17 +360,19 @@ def parse_scenario(data: Any, *, file: Path | str, default_name: str | None = No
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(file, describe_errors(exc)) from None
+        raise ScenarioError(file, describe_errors(exc, lines)) from None
 
 
-def read_document(path: Path) -> Any:
-    """Parse a YAML or JSON file; raises ScenarioError for an unreadable or malformed file."""
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ScenarioError(path, [f"cannot read: {exc.strerror or exc}"]) from None
     except UnicodeDecodeError:
         raise ScenarioError(path, ["not UTF-8 text"]) from None
+
+
+def _parse_text(path: Path, text: str) -> Any:
     try:
         if path.suffix.lower() == ".json":
             return json.loads(text)
@@ -355,11 +388,29 @@ def read_document(path: Path) -> Any:
         raise ScenarioError(path, [f"invalid YAML{where}: {problem}"]) from None
 
 
+def _line_map(text: str) -> LineMap | None:
+    """Where each field sits in the text (JSON is YAML too); None if it cannot be worked out."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    return LineMap.from_node(node) if node is not None else None
+
+
+def read_document(path: Path) -> Any:
+    """Parse a YAML or JSON file; raises ScenarioError for an unreadable or malformed file."""
+    return _parse_text(path, _read_text(path))
+
+
 def load_scenario(path: Path) -> Scenario:
     """Read and validate a scenario file; an `agent:` path must exist relative to the file."""
-    scenario = parse_scenario(read_document(path), file=path, default_name=path.stem)
+    text = _read_text(path)
+    data = _parse_text(path, text)
+    lines = _line_map(text) if isinstance(data, dict) else None
+    scenario = parse_scenario(data, file=path, default_name=path.stem, lines=lines)
     if isinstance(scenario.agent, str) and not scenario.agent_is_url:
         agent_path = (path.parent / scenario.agent).resolve()
         if not agent_path.is_file():
-            raise ScenarioError(path, [f"agent: file not found: {scenario.agent} (looked at {agent_path})"])
+            problem = f"agent: file not found: {scenario.agent} (looked at {agent_path})"
+            raise ScenarioError(path, [_with_line(problem, ("agent",), lines)])
     return scenario
