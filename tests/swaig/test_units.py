@@ -231,3 +231,37 @@ def test_split_credentials() -> None:
     assert creds is not None and (creds.user, creds.password) == ("u", "p@ss")
     assert "p@ss" not in repr(creds)
     assert split_credentials("https://h.example/x") == ("https://h.example/x", None)
+
+
+def test_render_tree_matches_expand_value_without_aliasing() -> None:
+    from callgate.swaig.render import render_tree
+    from callgate.swml.models import Output
+    from callgate.template import expand_value
+
+    output = Output.model_validate(
+        {
+            "action": [
+                {"say": "Hi ${args.name}"},
+                {"SWML": {"version": "1.0.0", "sections": {"main": [{"connect": {"to": "${meta_data.n}"}}]}}},
+                {
+                    "set_meta_data": {
+                        "${lc:args.name}": "${meta_data.list}",
+                        "n": 3,
+                        "flag": True,
+                        "none": None,
+                    }
+                },
+            ]
+        }
+    )
+    ctx = {"args": {"name": "Ann"}, "meta_data": {"n": "+1555", "list": [1, 2]}}
+    first = render_tree(output, output.action, ctx)
+    assert first == expand_value(output.action, ctx)
+    assert first[2]["set_meta_data"] == {"ann": [1, 2], "n": 3, "flag": True, "none": None}
+    first[1]["SWML"]["sections"]["main"].append("mutated")
+    assert render_tree(output, output.action, ctx)[1]["SWML"]["sections"]["main"] == [
+        {"connect": {"to": "+1555"}}
+    ]
+    assert output.action[1]["SWML"]["sections"]["main"] == [{"connect": {"to": "${meta_data.n}"}}]
+    other = Output.model_validate({"action": [{"say": "Bye ${args.name}"}]})
+    assert render_tree(other, other.action, ctx) == [{"say": "Bye Ann"}]

@@ -28,6 +28,7 @@ from typing import Any
 
 from callgate.swaig.fetch import Fetched, safe_url
 from callgate.swaig.matching import matches
+from callgate.swaig.render import render_tree
 from callgate.swml.models import DataMap, Expression, Output, Webhook
 from callgate.template import expand, expand_value, lookup
 
@@ -66,7 +67,7 @@ class DataMapResult:
 
 def render_output(output: Output, ctx: Mapping[str, Any], source: str) -> DataMapResult:
     response = None if output.response is None else expand(output.response, ctx)
-    action = expand_value(list(output.action), ctx)
+    action = render_tree(output, output.action, ctx)
     return DataMapResult(response=response, action=action if isinstance(action, list) else [], source=source)
 
 
