@@ -315,3 +315,31 @@ async def test_model_arguments_cannot_reach_meta_data(server: LoopServer, http: 
     sneaky = await runtime.call("transfer", '{"target": "${meta_data.table.sales}"}')
     assert "+1YYYYYYYYYY" not in sneaky.response
     assert sneaky.response == "I'm sorry, I was unable to transfer your call to ${meta_data.table.sales}."
+
+
+async def test_voicemail_bot_has_no_tools(http: httpx.AsyncClient) -> None:
+    document = """
+version: 1.0.0
+sections:
+  main:
+    - label: ai
+      ai:
+        post_prompt_url: https://example.com/my-api
+        prompt:
+          confidence: 0.6
+          temperature: 0.2
+          text: |
+            You are Franklin's assistant, and your job is to collect messages for him over the phone.
+        post_prompt:
+          text: |
+            Summarize the message as a valid anonymous json object.
+"""
+    import yaml
+
+    from callgate.swml.models import AI
+
+    verb = yaml.safe_load(document)["sections"]["main"][0]
+    runtime = make_runtime(AI.model_validate(verb["ai"]), http)
+    assert runtime.tools() == []
+    result = await runtime.call("anything", "{}")
+    assert result.error is not None and result.actions == []
