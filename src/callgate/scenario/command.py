@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from callgate.scenario.report import ScenarioResult, print_console, print_json
+from callgate.scenario.report import ScenarioResult, print_json, print_result, print_summary
 from callgate.scenario.runner import CallUnderTestFactory, discover, run_scenario_file
 
 EXIT_PASSED = 0
@@ -37,12 +37,16 @@ def run_tests(
         _complain(console, json_output, f"no scenario files found in {shown}")
         return EXIT_BAD_INPUT
 
-    results: list[ScenarioResult] = [run_scenario_file(file, factory=factory) for file in files]
-
+    results: list[ScenarioResult] = []
+    for file in files:
+        result = run_scenario_file(file, factory=factory)
+        results.append(result)
+        if not json_output:
+            print_result(result, console)  # as each finishes: a long run shows progress
     if json_output:
         print_json(results, console)
     else:
-        print_console(results, console)
+        print_summary(results, console)
 
     if any(r.malformed for r in results):
         return EXIT_BAD_INPUT

@@ -28,10 +28,10 @@ from pydantic import (
 )
 
 from callgate.channels.sim import LegSpec
+from callgate.durations import Duration
 from callgate.scenario.model_server import ScriptEntry
 from callgate.swml.lines import LineMap
 from callgate.telephony.base import EndedReason
-from callgate.telephony.durations import Duration
 
 DEFAULT_MAX_DURATION = 600.0
 LLM_ROLES = ("agent", "summary", "consult", "post_prompt")

@@ -9,7 +9,6 @@ headers are not recorded.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable, Sequence
 from fnmatch import fnmatchcase
@@ -92,8 +91,8 @@ class StubTransport(httpx.AsyncBaseTransport):
                 self.failures.append(f"http: no stub for {method} {url} (strict_http)")
             return httpx.Response(404, json={"error": f"no stub for {method} {url}"}, request=request)
         if stub.delay > 0:
-            # The scenario's loop is virtual, so this advances the clock rather than waiting.
-            await asyncio.sleep(stub.delay)
+            # On the scenario's virtual clock this advances time rather than waiting.
+            await self._clock.sleep(stub.delay)
         self._record(method, url, parsed, text, stub.status, stubbed=True)
         return self._answer(stub, request)
 

@@ -52,20 +52,29 @@ def timeline_table(outcome: CallOutcome) -> Table:
     return table
 
 
+def print_result(result: ScenarioResult, console: Console) -> None:
+    """One scenario's line; for a failure, its failure lines and its timeline."""
+    mark = "[green]✓[/green]" if result.passed else "[red]✗[/red]"
+    console.print(f"{mark} {escape(result.name)} [dim]({result.duration:.1f}s virtual)[/dim]")
+    if result.passed:
+        return
+    console.print(f"  [dim]{escape(str(result.file))}[/dim]")
+    for line in result.all_failures:
+        for part in line.splitlines() or [""]:
+            console.print(f"  [red]•[/red] {escape(part)}")
+    if result.outcome is not None and result.outcome.timeline.events:
+        console.print(timeline_table(result.outcome))
+
+
+def print_summary(results: list[ScenarioResult], console: Console) -> None:
+    console.print(summary_line(results), markup=False, highlight=False)
+
+
 def print_console(results: list[ScenarioResult], console: Console) -> None:
     """A line per scenario, failures with their timeline, then `N passed, M failed`."""
     for result in results:
-        mark = "[green]✓[/green]" if result.passed else "[red]✗[/red]"
-        console.print(f"{mark} {escape(result.name)} [dim]({result.duration:.1f}s virtual)[/dim]")
-        if result.passed:
-            continue
-        console.print(f"  [dim]{escape(str(result.file))}[/dim]")
-        for line in result.all_failures:
-            for part in line.splitlines() or [""]:
-                console.print(f"  [red]•[/red] {escape(part)}")
-        if result.outcome is not None and result.outcome.timeline.events:
-            console.print(timeline_table(result.outcome))
-    console.print(summary_line(results), markup=False, highlight=False)
+        print_result(result, console)
+    print_summary(results, console)
 
 
 def _jsonable(value: Any) -> Any:
