@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from callgate.control.timers import SilencePolicy, SilenceWatch, TimerConfigError, check_ms, parse_hard_stop
+from callgate.control.timers import SilencePolicy, SilenceWatch, TimerConfigError, check_ms
+from callgate.durations import parse_hard_stop
 from callgate.telephony.clock import VirtualClock, run_virtual
 
 
@@ -20,7 +21,7 @@ def test_hard_stop_forms() -> None:
 
 @pytest.mark.parametrize("bad", ["", "soon", "-5m", "0", "00:00", "30 parsecs"])
 def test_hard_stop_rejects_nonsense(bad: str) -> None:
-    with pytest.raises(TimerConfigError, match="hard_stop_time"):
+    with pytest.raises(ValueError, match="hard_stop_time"):
         parse_hard_stop(bad)
 
 
@@ -98,3 +99,23 @@ def test_attention_reprompts_do_not_reset_inactivity() -> None:
         return [(kind, round(t - start, 3)) for kind, t in events]
 
     assert run_virtual(main) == [("attention", 10.0), ("attention", 20.0), ("inactivity", 25.0)]
+
+
+@pytest.mark.parametrize(
+    ("params", "path", "message"),
+    [
+        ({"hard_stop_time": "soon"}, "params.hard_stop_time", "is not a duration"),
+        ({"inactivity_timeout": -1}, "params.inactivity_timeout", "milliseconds"),
+        ({"attention_timeout": "often"}, "params.attention_timeout", ""),
+    ],
+)
+def test_invalid_timer_params_are_document_errors(params: dict[str, object], path: str, message: str) -> None:
+    from callgate.swml.errors import DocumentError
+    from callgate.swml.loader import parse_document
+
+    document = {"sections": {"main": [{"ai": {"prompt": {"text": "hi"}, "params": params}}]}}
+    with pytest.raises(DocumentError) as caught:
+        parse_document(document, source="agent.yaml")
+    text = "\n".join(str(issue) for issue in caught.value.issues)
+    assert f"sections.main[0].ai.{path}" in text
+    assert message in text

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from callgate.telephony.durations import Duration, parse_duration
+from callgate.durations import Duration, parse_duration
 
 
 @pytest.mark.parametrize(

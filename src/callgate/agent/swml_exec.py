@@ -17,10 +17,10 @@ from typing import Any
 import httpx
 
 from callgate.agent.decisions import Decision, Hangup, Transfer, TransferResult
+from callgate.durations import parse_duration
 from callgate.swml.models import AI, Verb
 from callgate.telephony.base import Call, EndedReason
 from callgate.telephony.clock import Clock
-from callgate.telephony.durations import parse_duration
 from callgate.template import expand_value
 
 log = logging.getLogger(__name__)

@@ -37,6 +37,7 @@ from callgate.channels.legs import (
     LegState,
     LegStateMachine,
 )
+from callgate.durations import Duration
 from callgate.telephony.base import (
     CallEnded,
     CallerSpeech,
@@ -50,7 +51,6 @@ from callgate.telephony.base import (
     SpeechStarted,
 )
 from callgate.telephony.clock import Clock
-from callgate.telephony.durations import Duration
 from callgate.timeline import Timeline, Utterance
 
 __all__ = [

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from callgate.telephony.clock import Clock
-from callgate.telephony.durations import parse_duration
 
 DEFAULT_INACTIVITY_GOODBYE = "I haven't heard from you, disconnecting the call now. Thank you for your time."
 DEFAULT_INACTIVITY_MS = 600_000  # SignalWire's default: ten minutes
@@ -25,25 +23,6 @@ DEFAULT_ATTENTION_PROMPT = (
 
 class TimerConfigError(ValueError):
     pass
-
-
-def parse_hard_stop(value: str) -> float:
-    """`hard_stop_time` in seconds: a duration ("30m", "1h30m", "90s") or a clock form "HH:MM:SS"/"MM:SS"."""
-    text = value.strip()
-    try:
-        if re.fullmatch(r"\d+(?::\d{1,2}){1,2}", text):
-            seconds = 0.0
-            for part in text.split(":"):
-                seconds = seconds * 60 + int(part)
-        else:
-            seconds = parse_duration(text)
-    except ValueError:
-        seconds = 0.0
-    if seconds <= 0:
-        raise TimerConfigError(
-            f"params.hard_stop_time: {value!r} is not a duration (e.g. '30m', '1h30m', '90s', 'HH:MM:SS')"
-        )
-    return seconds
 
 
 def check_ms(name: str, value: int | None) -> float | None:

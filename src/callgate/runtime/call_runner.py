@@ -29,8 +29,8 @@ from callgate.control.timers import (
     SilencePolicy,
     SilenceWatch,
     check_ms,
-    parse_hard_stop,
 )
+from callgate.durations import parse_hard_stop
 from callgate.llm.client import ChatModel
 from callgate.llm.factory import model_settings
 from callgate.swaig.context import CallContext
@@ -171,9 +171,16 @@ class CallRunner:
             note=self.note,
             answer=self._answer,
             http=self.setup.http,
-            sms_webhook_url=self.setup.sms_webhook_url,
+            sms_webhook_url=self._sms_webhook_url(),
             variables=self._variables(),
         )
+
+    def _sms_webhook_url(self) -> str | None:
+        """The document's `params.sms_webhook_url`, else the set-up's (CALLGATE_SMS_WEBHOOK_URL)."""
+        ai = self.setup.document.find_ai()
+        if ai is not None and ai.params.sms_webhook_url:
+            return ai.params.sms_webhook_url
+        return self.setup.sms_webhook_url or self.setup.env.get("CALLGATE_SMS_WEBHOOK_URL")
 
     def _variables(self) -> dict[str, Any]:
         ctx = self.setup.context

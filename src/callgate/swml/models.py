@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from callgate.durations import parse_hard_stop
 from callgate.swml.patterns import compile_pattern
 from callgate.swml.types import FlexBool, FlexFloat, FlexInt
 
@@ -303,11 +304,37 @@ class Params(SwmlModel):
     swaig_post_conversation: FlexBool = False
     swaig_allow_private_urls: FlexBool = False
     transfer_allow: list[str] | None = None
+    # callgate: where SWML `send_sms` is POSTed (the verb's own fields as JSON); unset → recorded as skipped.
+    sms_webhook_url: str | None = None
 
     @field_validator("hard_stop_time", mode="before")
     @classmethod
     def _duration_str(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+    @field_validator("hard_stop_time")
+    @classmethod
+    def _valid_duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_hard_stop(value)
+            except ValueError:
+                raise ValueError(
+                    f"{value!r} is not a duration (e.g. '30m', '1h30m', '90s', 'HH:MM:SS')"
+                ) from None
+        return value
+
+    @field_validator("attention_timeout", "inactivity_timeout")
+    @classmethod
+    def _milliseconds(cls, value: int | None) -> int | None:
+        if value is not None and value < 0:
+            raise ValueError("must be a number of milliseconds, 0 or more (0 switches it off)")
+        return value
+
+    @field_validator("end_call_phrases", mode="before")
+    @classmethod
+    def _phrase_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
 
 class AI(SwmlModel):

@@ -55,3 +55,28 @@ def _validate(value: object) -> float:
 
 # A pydantic field type: `after: Duration = 0.0` accepts every form parse_duration does.
 Duration = Annotated[float, BeforeValidator(_validate)]
+
+
+_CLOCK_FORM = re.compile(r"\d+(?::\d{1,2}){1,2}")
+
+
+def parse_hard_stop(value: str) -> float:
+    """SignalWire's `hard_stop_time` in seconds: a duration ("30m", "1h30m", "90s") or "HH:MM:SS"/"MM:SS".
+
+    Raises ValueError naming the param for anything else, zero included.
+    """
+    text = str(value).strip()
+    seconds = 0.0
+    try:
+        if _CLOCK_FORM.fullmatch(text):
+            for part in text.split(":"):
+                seconds = seconds * 60 + int(part)
+        else:
+            seconds = parse_duration(text)
+    except ValueError:
+        seconds = 0.0
+    if seconds <= 0:
+        raise ValueError(
+            f"params.hard_stop_time: {value!r} is not a duration (e.g. '30m', '1h30m', '90s', 'HH:MM:SS')"
+        )
+    return seconds
