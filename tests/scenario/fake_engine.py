@@ -36,6 +36,7 @@ class FakeEngine:
         http: httpx.AsyncClient | None = None,
         webhook: str | None = None,
         fail_idle: bool = False,
+        stuck_finish: bool = False,
     ) -> None:
         self.leg = caller
         self.clock = clock
@@ -47,6 +48,7 @@ class FakeEngine:
         self.http = http
         self.webhook = webhook
         self.fail_idle = fail_idle
+        self.stuck_finish = stuck_finish
         self.on_hold = False
         self.functions: list[FunctionCallRecord] = []
         self._idle = asyncio.Event()
@@ -76,6 +78,8 @@ class FakeEngine:
     async def finish(self) -> CallOutcome:
         if self._task is not None:
             await self._task
+        if self.stuck_finish:
+            await asyncio.Event().wait()  # post-call work that never completes
         return CallOutcome(
             ended_reason=self.leg.ended_reason,
             hangup_at=self.leg.hangup_at,

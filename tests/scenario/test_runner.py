@@ -152,6 +152,13 @@ def test_an_engine_crash_is_a_failed_scenario_with_its_timeline(folder: Path) ->
     assert "crash" in [e.kind for e in result.outcome.timeline.events]
 
 
+def test_stuck_post_call_work_ends_the_scenario(folder: Path) -> None:
+    path = scenario(folder, "stuck.yaml", "llm: [{text: Hi}]\nturns: [hangup]\n")
+    result = run_scenario_file(path, factory=FakeFactory(stuck_finish=True))
+    assert result.error == "the call crashed: RuntimeError: post-call work did not finish within 3600s"
+    assert result.outcome is not None and result.outcome.transcript() == "Hi"
+
+
 def test_a_malformed_scenario_is_a_failed_result(folder: Path) -> None:
     path = scenario(folder, "bad.yaml", "turns: [{shout: hi}]\n")
     result = run_scenario_file(path, factory=FakeFactory())

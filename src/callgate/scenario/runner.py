@@ -8,6 +8,7 @@ without the engine).
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import re
@@ -41,6 +42,8 @@ __all__ = [
 
 # Outbound requests of the engine (webhooks, post_prompt delivery) must not hang a scenario forever.
 HTTP_TIMEOUT = 30.0
+# How long (virtual seconds) post-call work (post_prompt delivery and its retries) may take.
+FINISH_TIMEOUT = 3600.0
 
 
 @dataclass(frozen=True)
@@ -245,7 +248,12 @@ async def _run_call(
                 now=world.now,
             )
             await driver.run()
-            return await call.finish(), transport
+            try:
+                # Virtual seconds: a stuck engine still ends the scenario (the clock jumps here).
+                outcome = await asyncio.wait_for(call.finish(), FINISH_TIMEOUT)
+            except TimeoutError:
+                raise RuntimeError(f"post-call work did not finish within {FINISH_TIMEOUT:g}s") from None
+            return outcome, transport
     except Exception as exc:  # a crash of the engine is a failed scenario, with what happened so far
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         result.error = f"the call crashed: {detail}"
