@@ -714,3 +714,11 @@ def test_private_transfer_destination_url_warns() -> None:
     assert [(path, line) for path, line, _ in warnings] == [
         ("sections.main[0].ai.SWAIG.functions[0].transfer.destination_url", 12)
     ]
+
+
+def test_control_character_names_its_line() -> None:
+    with pytest.raises(DocumentError) as info:
+        load_text("sections:\n  main:\n    - play: {url: 'say:\x07'}\n", source="bell.yaml")
+    (error,) = info.value.errors
+    assert error.line == 3
+    assert "#x0007" in error.message

@@ -93,6 +93,22 @@ def _compose(text: str) -> yaml.Node | None:
         loader.dispose()
 
 
+def _yaml_failure(exc: yaml.YAMLError, text: str, source: str | None) -> DocumentError:
+    """A YAML error as an issue with the line (and column) where the parser stopped."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        column = f" (column {mark.column + 1})" if mark is not None else ""
+        problem = exc.problem or exc.context or "syntax error"
+        context = f", {exc.context}" if exc.context and exc.problem else ""
+        return _fail(f"invalid YAML: {problem}{context}{column}", source=source, line=line)
+    if isinstance(exc, yaml.reader.ReaderError):
+        line = text.count("\n", 0, max(exc.position, 0)) + 1
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character[:1] or "?")
+        return _fail(f"invalid YAML: {exc.reason} (character #x{code:04x})", source=source, line=line)
+    return _fail(f"invalid YAML: {exc}", source=source)
+
+
 def read_text(text: str, *, source: str | None = None) -> tuple[Any, LineMap]:
     """Parse YAML or JSON text into plain data and the line of every key (raises DocumentError)."""
     if text.startswith("\ufeff"):
@@ -112,7 +128,10 @@ def read_text(text: str, *, source: str | None = None) -> tuple[Any, LineMap]:
         except (yaml.YAMLError, RecursionError):
             node = None
         return data, LineMap.from_node(node) if node is not None else LineMap()
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.YAMLError as exc:  # the reader refuses control characters up front
+        raise _yaml_failure(exc, text, source) from exc
     try:
         node = loader.get_single_node()
         if node is None:
@@ -123,15 +142,8 @@ def read_text(text: str, *, source: str | None = None) -> tuple[Any, LineMap]:
                 source=source,
             )
         data = loader.construct_document(node)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        column = f" (column {mark.column + 1})" if mark is not None else ""
-        problem = exc.problem or exc.context or "syntax error"
-        context = f", {exc.context}" if exc.context and exc.problem else ""
-        raise _fail(f"invalid YAML: {problem}{context}{column}", source=source, line=line) from exc
     except yaml.YAMLError as exc:
-        raise _fail(f"invalid YAML: {exc}", source=source) from exc
+        raise _yaml_failure(exc, text, source) from exc
     except RecursionError as exc:
         raise _fail("the document is nested too deeply", source=source) from exc
     finally:
@@ -204,7 +216,7 @@ class _Parser:
     def items(self, item: Any, loc: Loc) -> list[Verb]:
         """The verbs of one list item: a bare verb name, or an object of one or more verbs."""
         if isinstance(item, str):
-            return [self.verb(item, None, loc, loc, None)]
+            return [self.verb(item, None, loc, None)]
         if not isinstance(item, Mapping) or not item:
             self.issues.error(loc, f"a verb must be an object such as {{answer: {{}}}} (got {_kind(item)})")
             return []
@@ -217,11 +229,11 @@ class _Parser:
                 check_verb("label", args, vloc, self.issues)
                 label = str(args)
                 continue
-            verbs.append(self.verb(name, args, vloc, loc, label))
+            verbs.append(self.verb(name, args, vloc, label))
             label = None
         return verbs
 
-    def verb(self, name: str, args: Any, loc: Loc, item_loc: Loc, label: str | None) -> Verb:
+    def verb(self, name: str, args: Any, loc: Loc, label: str | None) -> Verb:
         if name == "label":
             label = str(args) if args is not None else None
         if name not in KNOWN_VERBS:
@@ -242,7 +254,7 @@ class _Parser:
         return ai
 
     def nested_swml(self, data: Any, loc: Loc) -> None:
-        """An action's `SWML` value: a whole document (checked like one) or just `sections`."""
+        """An action's `SWML` value is a document of its own (a string form is a template: not checked)."""
         if isinstance(data, Mapping) and "sections" not in data:
             self.issues.warning(loc, "a SWML action needs `sections`")
             return
@@ -251,7 +263,8 @@ class _Parser:
     def _nested(self, name: str, args: Any, loc: Loc) -> None:
         """Verb lists inside switch / cond / execute are checked like sections."""
         if name == "switch" and isinstance(args, Mapping):
-            for case, verbs in (args.get("case") or {}).items():
+            cases = args.get("case")
+            for case, verbs in cases.items() if isinstance(cases, Mapping) else ():
                 self._nested_list(verbs, (*loc, "case", str(case)))
             self._nested_list(args.get("default"), (*loc, "default"))
         elif name == "cond" and isinstance(args, list):
