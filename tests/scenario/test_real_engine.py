@@ -172,11 +172,6 @@ def test_passthrough_webhook_really_goes_out(tmp_path: Path, hooks: str) -> None
     assert [h.stubbed for h in result.outcome.http] == [False]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine side: build_call_under_test does not take guard_exempt yet (DESIGN §6: passthrough "
-    "URLs are exempt from the private-address guard)",
-)
 def test_passthrough_is_exempt_from_the_private_address_guard(tmp_path: Path, hooks: str) -> None:
     path = write(tmp_path, "cancel.yaml", _cancel_scenario(_cancel_agent(hooks), hooks))
     result = run_scenario_file(path)

@@ -138,5 +138,8 @@ class ScenarioCall:
         return self.outcome
 
 
-def build_call_under_test(**kwargs: Any) -> ScenarioCall:
-    return ScenarioCall(**kwargs)
+def build_call_under_test(
+    *, guard_exempt: Callable[[str], bool] | None = None, **kwargs: Any
+) -> ScenarioCall:
+    """The scenario runner's engine hook (`callgate.scenario.runner.build_call_under_test`)."""
+    return ScenarioCall(guard_exempt=guard_exempt, **kwargs)
