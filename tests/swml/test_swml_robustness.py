@@ -35,25 +35,25 @@ def _outcome(data: Any) -> str:
     return "ok"
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_values)
 def test_any_data_at_the_top(data: Any) -> None:
     _outcome(data)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_values, max_size=4))
 def test_any_verbs_in_main(verbs: list[Any]) -> None:
     _outcome({"sections": {"main": verbs}})
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(_keys, _values, max_size=6))
 def test_any_ai_verb(ai: dict[str, Any]) -> None:
     _outcome({"sections": {"main": [{"ai": ai}]}})
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(st.text(max_size=200))
 def test_any_text(text: str) -> None:
     try:
@@ -62,7 +62,7 @@ def test_any_text(text: str) -> None:
         assert exc.errors and all(issue.source == "fuzz.yaml" for issue in exc.errors)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(st.lists(_values, max_size=3))
 def test_yaml_round_trip_keeps_lines_consistent(verbs: list[Any]) -> None:
     text = yaml.safe_dump({"sections": {"main": verbs}}, sort_keys=False)

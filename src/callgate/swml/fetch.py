@@ -128,8 +128,10 @@ class _Request:
         )
 
     def fail(self, message: str) -> DocumentError:
-        if self.password:
-            message = message.replace(self.password, "***")  # never leak the password
+        # Credentials never go into the request URL, so messages should not hold them; this is a
+        # belt-and-braces scrub (skipped for very short passwords, which would mangle the text).
+        if len(self.password) >= 6:
+            message = message.replace(self.password, "***")
         return DocumentError([Issue(Severity.ERROR, "", None, message, self.redacted)])
 
     def failure(self, exc: httpx.HTTPError) -> DocumentError:
@@ -142,8 +144,9 @@ class _Request:
         if not 200 <= response.status_code < 300:
             snippet = response.text[:200].strip()
             detail = f": {snippet}" if snippet else ""
-            return_error = f"the server answered HTTP {response.status_code} {response.reason_phrase}{detail}"
-            raise self.fail(return_error)
+            raise self.fail(
+                f"the server answered HTTP {response.status_code} {response.reason_phrase}{detail}"
+            )
         try:
             text = response.content.decode(response.encoding or "utf-8")
         except (UnicodeDecodeError, LookupError) as exc:
