@@ -597,13 +597,20 @@ def test_nested_swml_action_is_checked_like_a_document() -> None:
 
 
 def test_prompt_warnings() -> None:
-    warnings = _warnings(
-        "sections:\n  main:\n    - ai:\n        prompt: {}\n        params: {hard_stop_time: 30}\n"
+    warnings = _warnings("sections:\n  main:\n    - ai:\n        prompt: {}\n")
+    assert [(path, line) for path, line, _ in warnings] == [("sections.main[0].ai.prompt", 4)]
+    assert "neither `text` nor `pom`" in warnings[0][2]
+    both = _warnings("sections:\n  main:\n    - ai:\n        prompt: {text: a, pom: [{body: b}]}\n")
+    assert [(path, line) for path, line, _ in both] == [("sections.main[0].ai.prompt", 4)]
+    assert "both" in both[0][2]
+
+
+def test_hard_stop_time_format_is_checked_with_path_and_line() -> None:
+    error = _one_error(
+        "sections:\n  main:\n    - ai:\n        prompt: {text: hi}\n        params:\n"
+        "          hard_stop_time: soon\n"
     )
-    assert [(path, line) for path, line, _ in warnings] == [
-        ("sections.main[0].ai.prompt", 4),
-        ("sections.main[0].ai.params.hard_stop_time", 5),
-    ]
+    assert (error.path, error.line) == ("sections.main[0].ai.params.hard_stop_time", 6)
 
 
 # ---------------------------------------------------------------- files

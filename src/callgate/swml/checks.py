@@ -21,7 +21,6 @@ from callgate.swml.models import AI, DataMap, Function, Output, Params
 SwmlCheck = Callable[[Any, Loc], None]
 
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_DURATION = re.compile(r"^(?:\d+h)?(?:\d+m)?(?:\d+s)?$")
 
 
 def check_ai(
@@ -35,7 +34,6 @@ def check_ai(
     """Report everything suspicious about a parsed `ai` verb found at `loc`."""
     _unknown_fields(ai, loc, issues)
     _prompt(ai, loc, issues)
-    _params(ai.params, (*loc, "params"), issues)
     _functions(ai, loc, issues)
     if not ai.params.swaig_allow_private_urls:
         _private_urls(ai, loc, issues, frozenset(host.lower() for host in allowed_hosts))
@@ -82,7 +80,7 @@ def _child_models(value: Any, loc: Loc) -> Iterator[tuple[Loc, BaseModel]]:
                 yield (*loc, key), item
 
 
-# ---------------------------------------------------------------- prompt, params
+# ---------------------------------------------------------------- prompt
 
 
 def _prompt(ai: AI, loc: Loc, issues: IssueCollector) -> None:
@@ -98,14 +96,6 @@ def _prompt(ai: AI, loc: Loc, issues: IssueCollector) -> None:
             issues.warning(
                 (*loc, "prompt", "pom", index), "a POM section needs a body, bullets or subsections"
             )
-
-
-def _params(params: Params, loc: Loc, issues: IssueCollector) -> None:
-    stop = params.hard_stop_time
-    if stop is not None and "${" not in stop and not (stop and _DURATION.match(stop)):
-        issues.warning(
-            (*loc, "hard_stop_time"), f"expected a duration such as '30m' or '1h45m30s' (got {stop!r})"
-        )
 
 
 # ---------------------------------------------------------------- functions
