@@ -44,12 +44,6 @@ class LineMap:
                 return None
             probe = probe[:-1]
 
-    def with_prefix(self, prefix: Loc) -> LineMap:
-        """The same lines seen from inside the sub-tree at `prefix` (paths relative to it)."""
-        size = len(prefix)
-        lines = {loc[size:]: line for loc, line in self.lines.items() if loc[:size] == prefix}
-        return LineMap(lines=lines)
-
     @classmethod
     def from_node(cls, node: yaml.Node) -> LineMap:
         result = cls()
