@@ -33,6 +33,9 @@ from callgate.control.timers import (
 from callgate.durations import parse_hard_stop
 from callgate.llm.client import ChatModel
 from callgate.llm.factory import model_settings
+from callgate.records.timing import TimedModel
+from callgate.runtime.consult import ConsultRegistry
+from callgate.runtime.warm_wiring import install_warm
 from callgate.swaig.context import CallContext
 from callgate.swaig.runtime import FunctionRuntime
 from callgate.swml.models import AI, Document, Verb
@@ -99,6 +102,19 @@ class CallRunner:
         self._main: asyncio.Task[None] | None = None
         self._session_ready = asyncio.Event()
         self.ended = asyncio.Event()
+        # Warm transfer (control/warm): the consult agents by supervisor leg, and a wake-up for
+        # drivers waiting on an agent whose caller has just been put on hold.
+        self.consults = ConsultRegistry()
+        self._held = asyncio.Event()
+        self.warm = install_warm(self)
+        # For the call record (records/): when things happened (clock.monotonic()), the AI verb that
+        # ran last and the agent's model wrapped to time each reply.
+        self.answered_at: float | None = None
+        self.ai_started_at: float | None = None
+        self.ai_ended_at: float | None = None
+        self.ended_at: float | None = None
+        self.ai: AI | None = None
+        self.agent_models: list[TimedModel] = []
 
     # ------------------------------------------------------------ for drivers (scenario runner, servers)
 
@@ -106,9 +122,16 @@ class CallRunner:
     def caller_on_hold(self) -> bool:
         return self.controller.state.state in (CallState.HELD, CallState.TRANSFERRING)
 
+    def caller_went_on_hold(self) -> None:
+        held, self._held = self._held, asyncio.Event()
+        held.set()
+
     async def agent_idle(self) -> None:
-        """Returns once the agent has finished responding to the latest input, or the call ended."""
+        """Returns once the agent has finished responding to the latest input, the caller is on hold
+        (a warm transfer is under way), or the call ended."""
         while not self.ended.is_set():
+            if self.caller_on_hold:
+                return
             session = self.session
             if session is not None and not session.finished and not session.busy:
                 return
@@ -127,9 +150,13 @@ class CallRunner:
                 continue
             idle = asyncio.ensure_future(session.wait_idle())
             ended = asyncio.ensure_future(self.ended.wait())
-            await asyncio.wait({idle, ended}, return_when=asyncio.FIRST_COMPLETED)
+            held = asyncio.ensure_future(self._held.wait())
+            await asyncio.wait({idle, ended, held}, return_when=asyncio.FIRST_COMPLETED)
             idle.cancel()
             ended.cancel()
+            held.cancel()
+            if self.caller_on_hold:
+                return
             if session.finished and not self.ended.is_set():
                 continue
             return
@@ -158,6 +185,7 @@ class CallRunner:
             events.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await events
+            self.ended_at = self.clock.monotonic()
             self.ended.set()
         return self.outcome
 
@@ -195,6 +223,7 @@ class CallRunner:
     async def _answer(self) -> None:
         if self.controller.state.state == CallState.RINGING:
             await self.controller.answer()
+            self.answered_at = self.clock.monotonic()
 
     async def _decide(self, decision: Decision) -> TransferResult | None:
         return await self.controller.execute(decision)
@@ -228,10 +257,13 @@ class CallRunner:
         await functions.load_includes()
         routes = resolve_routes(ai, text)
         conversation = Conversation(system_prompt=text)
+        model = TimedModel(setup.model_for("agent", ai), self.clock)
+        self.agent_models.append(model)
+        self.ai, self.ai_started_at = ai, self.clock.monotonic()
         session = AgentSession(
             ai=ai,
             call=setup.call,
-            model=setup.model_for("agent", ai),
+            model=model,
             settings=model_settings(ai.prompt, ai.params.ai_model, self.setup.env),
             functions=functions,
             routes=routes,
@@ -258,6 +290,7 @@ class CallRunner:
         try:
             return await session.run(open_call=open_call)
         finally:
+            self.ai_ended_at = self.clock.monotonic()
             watch.stop()
             watch_task.cancel()
             if hard_stop is not None:

@@ -11,7 +11,10 @@ from typing import Any, Protocol
 import httpx
 
 from callgate.llm.client import ChatModel, OpenAIChatModel
+from callgate.records.model import CallRecord
+from callgate.records.store import open_store
 from callgate.runtime.call_runner import CallRunner, CallSetup
+from callgate.runtime.post_call import PostCallServices, record_input, run_post_call
 from callgate.swaig.context import CallContext
 from callgate.swml.fetch import CallInfo as FetchCallInfo
 from callgate.swml.loader import fetch_document, load_document, parse_document
@@ -63,6 +66,7 @@ class ScenarioCall:
         self._task: asyncio.Task[CallOutcome] | None = None
         self._ready = asyncio.Event()
         self._models: list[OpenAIChatModel] = []
+        self.record: CallRecord | None = None
 
     async def _document(self, context: CallContext) -> Document:
         source = self._agent_source
@@ -132,10 +136,20 @@ class ScenarioCall:
             if self._task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
+            if self.runner is not None:
+                await self._post_call(self.runner)
         finally:
             for model in self._models:
                 await model.aclose()
         return self.outcome
+
+
+    async def _post_call(self, runner: CallRunner) -> None:
+        """DESIGN §6: post_prompt and report delivery (with its retries, on the virtual clock) are
+        done before the scenario reports. The store is a throwaway in-memory one."""
+        with open_store(":memory:") as store:
+            services = PostCallServices(store, self._http, self._clock, self._model_for)
+            self.record = await run_post_call(record_input(runner), services)
 
 
 def build_call_under_test(

@@ -1,0 +1,43 @@
+"""The store's schema, as numbered migrations. The same SQL runs on SQLite and PostgreSQL: JSON is
+kept as text, times as epoch microseconds (BIGINT) or seconds (DOUBLE PRECISION)."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (
+        1,
+        [
+            """CREATE TABLE calls (
+                call_id TEXT PRIMARY KEY,
+                started_us BIGINT NOT NULL DEFAULT 0,
+                ended_us BIGINT NOT NULL DEFAULT 0,
+                caller TEXT NOT NULL DEFAULT '',
+                callee TEXT NOT NULL DEFAULT '',
+                ended_reason TEXT,
+                record TEXT NOT NULL
+            )""",
+            "CREATE INDEX calls_started ON calls (started_us)",
+            """CREATE TABLE outbox (
+                idempotency_key TEXT PRIMARY KEY,
+                call_id TEXT NOT NULL REFERENCES calls (call_id),
+                url TEXT NOT NULL,
+                auth_user TEXT,
+                auth_password TEXT,
+                payload TEXT NOT NULL,
+                status TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                max_attempts INTEGER NOT NULL,
+                next_attempt_at DOUBLE PRECISION NOT NULL,
+                lease_until DOUBLE PRECISION,
+                last_status INTEGER,
+                last_error TEXT,
+                created_at DOUBLE PRECISION NOT NULL,
+                delivered_at DOUBLE PRECISION
+            )""",
+            "CREATE INDEX outbox_due ON outbox (status, next_attempt_at)",
+            "CREATE INDEX outbox_call ON outbox (call_id)",
+        ],
+    ),
+]
+
+LATEST = MIGRATIONS[-1][0]

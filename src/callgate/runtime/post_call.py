@@ -1,0 +1,278 @@
+"""After the call: run the post_prompt, write the call record, queue the report and deliver it.
+
+The owner of a `CallRunner` calls `run_post_call(record_input(runner), services)` once `run()` has
+returned. The record and its report are committed in one transaction before the first delivery
+attempt, so a crash from then on loses nothing: the outbox worker of the next process (or
+`callgate calls deliver`) sends it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from callgate.agent.history import Conversation
+from callgate.llm.factory import model_settings
+from callgate.llm.types import ModelError, StreamDone, TextDelta
+from callgate.records.model import (
+    CallRecord,
+    PostPromptData,
+    ResponseTiming,
+    TimelineEntry,
+    TransferEntry,
+    ended_by,
+)
+from callgate.records.outbox import Attempt, DeliveryWorker, RetryPolicy
+from callgate.records.payload import build_payload, idempotency_key
+from callgate.records.post_prompt import split_answer
+from callgate.records.store import NewReport, Store
+from callgate.runtime.call_runner import CallRunner, ModelFactory
+from callgate.swaig.context import CallContext
+from callgate.swml.models import AI
+from callgate.swml.pom import render_pom
+from callgate.telephony.base import EndedReason
+from callgate.telephony.clock import Clock
+from callgate.template import expand
+from callgate.timeline import CallOutcome
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CallRecordInput:
+    """What the engine knows when a call is over. Times are `clock.monotonic()` values."""
+
+    context: CallContext
+    outcome: CallOutcome
+    ai: AI | None = None
+    conversation: Conversation | None = None
+    swaig_log: list[dict[str, Any]] = field(default_factory=list)
+    global_data: dict[str, Any] = field(default_factory=dict)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    times: list[ResponseTiming] = field(default_factory=list)
+    started_at: float = 0.0
+    answered_at: float | None = None
+    ai_started_at: float | None = None
+    ai_ended_at: float | None = None
+    ended_at: float | None = None
+
+
+def record_input(runner: CallRunner) -> CallRecordInput:
+    session, functions = runner.session, runner.functions
+    ai = runner.ai or runner.setup.document.find_ai()
+    return CallRecordInput(
+        context=runner.setup.context,
+        outcome=runner.outcome,
+        ai=ai,
+        conversation=runner.conversation,
+        swaig_log=[entry.to_dict() for entry in functions.swaig_log] if functions is not None else [],
+        global_data=dict(functions.global_data)
+        if functions is not None
+        else dict(ai.global_data if ai else {}),
+        input_tokens=session.input_tokens if session is not None else 0,
+        output_tokens=session.output_tokens if session is not None else 0,
+        times=[timing for model in runner.agent_models for timing in model.times],
+        started_at=runner.started_at,
+        answered_at=runner.answered_at,
+        ai_started_at=runner.ai_started_at,
+        ai_ended_at=runner.ai_ended_at,
+        ended_at=runner.ended_at,
+    )
+
+
+@dataclass
+class PostCallServices:
+    store: Store
+    http: httpx.AsyncClient
+    clock: Clock
+    model_for: ModelFactory
+    env: Mapping[str, str] = field(default_factory=dict)
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    # Deliver now and wait until the report is delivered or given up (False: leave it queued).
+    deliver: bool = True
+
+
+def build_record(data: CallRecordInput, clock: Clock) -> CallRecord:
+    ctx, outcome = data.context, data.outcome
+    now_mono, now_epoch = clock.monotonic(), clock.time()
+
+    def micros(mono: float | None) -> int:
+        return 0 if mono is None else round((now_epoch - (now_mono - mono)) * 1_000_000)
+
+    conversation = data.conversation
+    return CallRecord(
+        call_id=ctx.call_id,
+        ai_session_id=ctx.ai_session_id,
+        conversation_id=ctx.conversation_id,
+        app_name=ctx.app_name,
+        project_id=ctx.project_id,
+        space_id=ctx.space_id,
+        caller_id_num=ctx.caller_id_num,
+        caller_id_name=ctx.caller_id_name,
+        to_number=ctx.to_number,
+        call_start_date=micros(data.started_at),
+        call_answer_date=micros(data.answered_at),
+        ai_start_date=micros(data.ai_started_at),
+        ai_end_date=micros(data.ai_ended_at),
+        call_end_date=micros(data.ended_at if data.ended_at is not None else now_mono),
+        ended_reason=outcome.ended_reason,
+        ended_by=ended_by(outcome.ended_reason),
+        hard_timeout=outcome.ended_reason == EndedReason.EXCEEDED_MAX_DURATION,
+        call_log=conversation.call_log() if conversation is not None else [],
+        raw_call_log=_raw_log(conversation, micros(data.started_at)) if conversation is not None else [],
+        swaig_log=data.swaig_log,
+        timeline=[
+            TimelineEntry(t=e.t, kind=e.kind, leg=e.leg, data=_jsonable(e.data))
+            for e in outcome.timeline.events
+        ],
+        transfers=[
+            TransferEntry(to=t.to, mode=t.mode, result=t.result, reason=t.reason) for t in outcome.transfers
+        ],
+        total_input_tokens=data.input_tokens,
+        total_output_tokens=data.output_tokens,
+        times=data.times,
+        swml_vars=dict(ctx.swml_vars),
+        global_data=data.global_data,
+        post_prompt_url=_without_credentials(data.ai.post_prompt_url)
+        if data.ai and data.ai.post_prompt_url
+        else None,
+    )
+
+
+def _raw_log(conversation: Conversation, origin_us: int) -> list[dict[str, Any]]:
+    """The raw log with SignalWire's µs timestamps (the conversation keeps seconds since the start)."""
+    out = []
+    for entry in conversation.raw_log:
+        item = dict(entry)
+        if isinstance(item.get("timestamp"), int | float):
+            item["timestamp"] = origin_us + round(float(item["timestamp"]) * 1_000_000)
+        out.append(item)
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def _without_credentials(url: str) -> str:
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        return url
+    return str(parsed.copy_with(username=None, password=None)) if parsed.userinfo else url
+
+
+def post_prompt_text(ai: AI, data: CallRecordInput) -> str | None:
+    post = ai.post_prompt
+    if post is None:
+        return None
+    text = post.text if post.text is not None else render_pom(post.pom or [])
+    if not text.strip():
+        return None
+    ctx = data.context
+    scope = {
+        "call_id": ctx.call_id,
+        "caller_id_num": ctx.caller_id_num,
+        "caller_id_name": ctx.caller_id_name,
+        "global_data": data.global_data,
+    }
+    return expand(text, scope)
+
+
+async def run_post_prompt(
+    ai: AI, instructions: str, data: CallRecordInput, services: PostCallServices
+) -> tuple[PostPromptData, int, int]:
+    """Ask the model (role `post_prompt`, with post_prompt's own temperature/top_p) about the call.
+    A failing model gives an empty answer: the report still goes out."""
+    history = data.conversation.call_log() if data.conversation is not None else []
+    # Only the spoken conversation: tool traffic would need the tool definitions to be valid.
+    messages: list[dict[str, Any]] = [
+        {"role": m["role"], "content": m["content"]}
+        for m in history
+        if m.get("role") in ("system", "user", "assistant")
+        and isinstance(m.get("content"), str)
+        and m["content"]
+    ]
+    messages.append({"role": "system", "content": instructions})
+    settings = model_settings(ai.post_prompt, ai.params.ai_model, services.env)
+    model = services.model_for("post_prompt", ai)
+    parts: list[str] = []
+    input_tokens = output_tokens = 0
+    try:
+        async for event in model.stream(messages, None, settings):
+            if isinstance(event, TextDelta):
+                parts.append(event.text)
+            elif isinstance(event, StreamDone):
+                input_tokens, output_tokens = event.input_tokens, event.output_tokens
+    except ModelError as exc:
+        log.warning("post_prompt failed for call %s: %s", data.context.call_id, exc)
+        data.outcome.timeline.add(_t(data, services.clock), "post-prompt-failed", error=str(exc))
+    finally:
+        close = getattr(model, "aclose", None)
+        if close is not None:
+            await close()
+    return split_answer("".join(parts)), input_tokens, output_tokens
+
+
+def _t(data: CallRecordInput, clock: Clock) -> float:
+    return clock.monotonic() - data.started_at
+
+
+async def run_post_call(data: CallRecordInput, services: PostCallServices) -> CallRecord:
+    """Run the post_prompt, commit the record (and its report), then deliver the report."""
+    clock, ai = services.clock, data.ai
+    record = build_record(data, clock)
+    instructions = post_prompt_text(ai, data) if ai is not None else None
+    if ai is not None and instructions is not None:
+        answer, used_in, used_out = await run_post_prompt(ai, instructions, data, services)
+        record.post_prompt, record.post_prompt_data = instructions, answer
+        record.total_input_tokens += used_in
+        record.total_output_tokens += used_out
+        data.outcome.timeline.add(_t(data, clock), "post-prompt", raw=answer.raw)
+    report = None
+    if ai is not None and ai.post_prompt_url:
+        key = idempotency_key(record)
+        report = NewReport(
+            idempotency_key=key,
+            url=ai.post_prompt_url,
+            payload=build_payload(record, key),
+            auth_user=ai.post_prompt_auth_user,
+            auth_password=ai.post_prompt_auth_password,
+            max_attempts=services.policy.max_attempts,
+        )
+    services.store.save_call(record, report, now=clock.time())
+    if report is not None and services.deliver:
+        worker = DeliveryWorker(
+            services.store, services.http, clock, services.policy, on_attempt=_noter(data, clock)
+        )
+        await worker.run_until_settled([record.call_id])
+    return record
+
+
+def _noter(data: CallRecordInput, clock: Clock) -> Callable[[Attempt], None]:
+    """Each delivery attempt shows in the call's timeline (a scenario's failure report shows it)."""
+
+    def note(attempt: Attempt) -> None:
+        report = attempt.report
+        kind = "report-delivered" if attempt.ok else "report-failed" if attempt.gave_up else "report-retry"
+        data.outcome.timeline.add(
+            _t(data, clock),
+            kind,
+            url=_without_credentials(report.url),
+            attempt=report.attempts,
+            status=attempt.status,
+            **({"error": attempt.error} if attempt.error else {}),
+        )
+
+    return note
