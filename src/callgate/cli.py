@@ -29,7 +29,7 @@ app = typer.Typer(
 )
 
 # Modules whose `register(app)` adds their commands (e.g. "callgate.scenario.cli").
-COMMAND_MODULES: tuple[str, ...] = ("callgate.runtime.commands",)
+COMMAND_MODULES: tuple[str, ...] = ("callgate.runtime.commands", "callgate.records.commands")
 
 EXIT_OK = 0
 EXIT_INVALID = 1
