@@ -16,7 +16,9 @@ from callgate.channels.console import HELP, ConsoleCall, ConsoleSwitch
 from callgate.llm.client import ChatModel
 from callgate.llm.factory import make_model
 from callgate.llm.types import ModelError
+from callgate.records.store import Store, StoreError, open_store
 from callgate.runtime.call_runner import CallRunner, CallSetup
+from callgate.runtime.post_call import PostCallServices, deliver_in_background, finish_live_call
 from callgate.scenario.command import run_tests
 from callgate.swaig.context import CallContext
 from callgate.swml.errors import DocumentError
@@ -133,7 +135,10 @@ async def _converse(
         models.append(model)
         return model
 
+    store = _store(console, env)
     async with httpx.AsyncClient(follow_redirects=False) as http:
+        # Reports earlier runs left pending go out while this call runs.
+        worker = asyncio.create_task(deliver_in_background(store, http, clock)) if store else None
         setup = CallSetup(
             document=loaded.document,
             call=call,
@@ -158,13 +163,38 @@ async def _converse(
                 call.type_line("/hangup")
         try:
             outcome = await task
+            if store is not None:
+                await _record(runner, PostCallServices(store, http, clock, model_for, env), console)
         except ModelError as exc:  # the model could not even be set up
             console.print(f"[red]model error:[/] {exc}")
             raise typer.Exit(1) from exc
         finally:
+            if worker is not None:
+                worker.cancel()
             for model in models:
                 close = getattr(model, "aclose", None)
                 if close is not None:
                     await close()
+            if store is not None:
+                store.close()
     console.rule(f"call ended: [bold]{outcome.ended_reason}[/]")
     return outcome
+
+
+def _store(console: Console, env: dict[str, str]) -> Store | None:
+    """The call-record store (`CALLGATE_DB` or the default file); a broken one does not stop the call."""
+    try:
+        return open_store(env.get("CALLGATE_DB") or None)
+    except StoreError as exc:
+        console.print(f"[yellow]warning[/] call records are off: {exc}")
+        return None
+
+
+async def _record(runner: CallRunner, services: PostCallServices, console: Console) -> None:
+    record, status = await finish_live_call(runner, services)
+    shown = {None: "", "delivered": ", report delivered", "failed": ", [red]report failed[/]"}.get(
+        status, ", report pending (`callgate calls deliver` sends it)"
+    )
+    console.print(
+        f"[dim]call recorded: {record.call_id}{shown} — `callgate calls show {record.call_id[:8]}`[/]"
+    )

@@ -8,6 +8,8 @@ attempt, so a crash from then on loses nothing: the outbox worker of the next pr
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -276,3 +278,39 @@ def _noter(data: CallRecordInput, clock: Clock) -> Callable[[Attempt], None]:
         )
 
     return note
+
+
+# How long a live process waits (real seconds) for a finished call's report before leaving it
+# queued for the next start-up or `callgate calls deliver`.
+LIVE_REPORT_WAIT = 20.0
+
+
+async def finish_live_call(
+    runner: CallRunner, services: PostCallServices, *, wait: float = LIVE_REPORT_WAIT
+) -> tuple[CallRecord, str | None]:
+    """A live call's post-call work: the record is committed, then the report is given `wait`
+    seconds. Returns the record and its report's status (None without a post_prompt_url)."""
+    queued = PostCallServices(
+        services.store,
+        services.http,
+        services.clock,
+        services.model_for,
+        services.env,
+        services.policy,
+        False,
+    )
+    data = record_input(runner)
+    record = await run_post_call(data, queued)
+    if not services.store.reports(call_id=record.call_id):
+        return record, None
+    worker = DeliveryWorker(services.store, services.http, services.clock, services.policy)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(worker.run_until_settled([record.call_id]), wait)
+    reports = services.store.reports(call_id=record.call_id)
+    return record, reports[-1].status if reports else None
+
+
+async def deliver_in_background(store: Store, http: httpx.AsyncClient, clock: Clock) -> None:
+    """The outbox worker of a live process: sends what earlier runs left pending, then whatever
+    becomes due, until cancelled."""
+    await DeliveryWorker(store, http, clock).run_forever()
