@@ -123,6 +123,18 @@ class ScenarioCall:
             return
         await self.runner.agent_idle()
 
+    async def leg_agent_idle(self, leg: Call) -> None:
+        """The consult agent on a dialled leg has finished responding (the leg driver's turn-taking)."""
+        await self._ready.wait()
+        assert self.runner is not None
+        await self.runner.consults.wait_idle(leg.call_id)
+
+    async def wait_ended(self) -> None:
+        """The engine is done with the call (the caller's leg may live on, bridged elsewhere)."""
+        await self._ready.wait()
+        assert self.runner is not None
+        await self.runner.ended.wait()
+
     @property
     def ended(self) -> bool:
         return self.runner is not None and self.runner.ended.is_set()
@@ -142,7 +154,6 @@ class ScenarioCall:
             for model in self._models:
                 await model.aclose()
         return self.outcome
-
 
     async def _post_call(self, runner: CallRunner) -> None:
         """DESIGN §6: post_prompt and report delivery (with its retries, on the virtual clock) are

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 from callgate.scenario.format import DtmfTurn, HangupTurn, Turn, UserTurn, WaitTurn
 from callgate.telephony.clock import Clock
@@ -137,7 +137,21 @@ class TurnDriver:
             await self._perform(turn)
             await self._settle()
         if not self._call.ended:
-            await self._caller.wait_ended()
+            await self._wait_ended()
+
+    async def _wait_ended(self) -> None:
+        """Until the caller's leg ends or the engine is done with the call (after a warm transfer's
+        bridge the caller's leg stays up, talking to the supervisor, but the call is over for us)."""
+        waiters = [asyncio.ensure_future(self._caller.wait_ended())]
+        engine_done = getattr(self._call, "wait_ended", None)
+        if engine_done is not None:
+            waiters.append(asyncio.ensure_future(engine_done()))
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
 
     @staticmethod
     async def _settle() -> None:
@@ -164,6 +178,97 @@ class TurnDriver:
 
     def _note(self, kind: str, **data: object) -> None:
         self._timeline.add(self._now(), kind, "caller", **data)
+
+
+class SupervisorLeg(Protocol):
+    """A party the switch dialled (the sim channel's answered `SimCall`), driven by its `turns`."""
+
+    @property
+    def ended(self) -> bool: ...
+
+    async def caller_says(self, text: str) -> None: ...
+
+    async def press(self, digits: str) -> None: ...
+
+    async def remote_hangup(self) -> None: ...
+
+    async def wait_ended(self) -> None: ...
+
+
+class LegAgentIdle(Protocol):
+    async def leg_agent_idle(self, leg: Any) -> None:
+        """Return once the agent on `leg` (the warm transfer's consult agent) has finished responding."""
+        ...
+
+
+class LegDriver:
+    """Runs a dialled leg's `turns` (what the supervisor says), like the caller's (DESIGN §6).
+
+    Each turn waits until the agent on that leg has finished responding (the call under test's
+    `leg_agent_idle`, if it has one) or the leg has ended; a turn due after the leg ended is skipped.
+    """
+
+    def __init__(
+        self,
+        call: CallUnderTest,
+        leg: SupervisorLeg,
+        name: str,
+        turns: Sequence[Turn],
+        *,
+        clock: Clock,
+        timeline: Timeline,
+        now: Callable[[], float] | None = None,
+    ) -> None:
+        self._call = call
+        self._leg = leg
+        self._name = name
+        self._turns = list(turns)
+        self._clock = clock
+        self._timeline = timeline
+        self._now = now or clock.monotonic
+
+    async def run(self) -> None:
+        for index, turn in enumerate(self._turns):
+            if not self._leg.ended:
+                await self._agent_idle()
+            if self._leg.ended:
+                for rest in range(index, len(self._turns)):
+                    self._note(
+                        "turn-skipped",
+                        index=rest,
+                        turn=describe_turn(self._turns[rest]),
+                        reason="the leg had ended",
+                    )
+                return
+            self._note("turn", index=index, turn=describe_turn(turn))
+            await self._perform(turn)
+            await TurnDriver._settle()
+
+    async def _agent_idle(self) -> None:
+        waiter = getattr(self._call, "leg_agent_idle", None)
+        if waiter is None:
+            return
+        idle = asyncio.ensure_future(cast(LegAgentIdle, self._call).leg_agent_idle(self._leg))
+        gone = asyncio.ensure_future(self._leg.wait_ended())
+        try:
+            await asyncio.wait({idle, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (idle, gone):
+                task.cancel()
+            await asyncio.gather(idle, gone, return_exceptions=True)
+
+    async def _perform(self, turn: Turn) -> None:
+        if isinstance(turn, UserTurn):
+            await self._leg.caller_says(turn.user)
+        elif isinstance(turn, WaitTurn):
+            await self._clock.sleep(turn.wait)
+        elif isinstance(turn, DtmfTurn):
+            await self._leg.press(turn.dtmf)
+        elif isinstance(turn, HangupTurn):
+            await self._leg.remote_hangup()
+
+    def _note(self, kind: str, **data: object) -> None:
+        self._timeline.add(self._now(), kind, self._name, **data)
 
 
 async def drive(

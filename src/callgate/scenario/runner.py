@@ -22,7 +22,7 @@ import httpx
 import yaml
 
 from callgate.channels.sim import SimCall, SimSwitch, SimWorld
-from callgate.scenario.driver import CallUnderTest, TurnDriver
+from callgate.scenario.driver import CallUnderTest, LegDriver, TurnDriver
 from callgate.scenario.expect import check
 from callgate.scenario.format import SCENARIO_SUFFIXES, Scenario, ScenarioError, load_scenario
 from callgate.scenario.http_stubs import StubTransport
@@ -247,7 +247,11 @@ async def _run_call(
                 max_duration=scenario.max_duration,
                 now=world.now,
             )
-            await driver.run()
+            legs = _drive_legs(scenario, world, call)
+            try:
+                await driver.run()
+            finally:
+                await legs.stop()
             try:
                 # Virtual seconds: a stuck engine still ends the scenario (the clock jumps here).
                 outcome = await asyncio.wait_for(call.finish(), FINISH_TIMEOUT)
@@ -263,6 +267,40 @@ async def _run_call(
         return None, transport
     finally:
         await transport.aclose()
+
+
+class _LegTasks:
+    """The drivers of dialled legs' `turns`, started as each leg answers (a warm transfer's supervisor)."""
+
+    def __init__(self) -> None:
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def stop(self) -> None:
+        """The call is over: what a leg still had to say is moot. A leg driver's own error is raised."""
+        for task in self.tasks:
+            task.cancel()
+        results = await asyncio.gather(*self.tasks, return_exceptions=True)
+        for outcome in results:
+            if isinstance(outcome, Exception):
+                raise outcome
+
+
+def _drive_legs(scenario: Scenario, world: SimWorld, call: CallUnderTest) -> _LegTasks:
+    legs = _LegTasks()
+
+    def answered(leg: SimCall) -> None:
+        if leg.leg not in scenario.legs:
+            return
+        turns = scenario.leg_turns(leg.leg)
+        if not turns:
+            return
+        driver = LegDriver(
+            call, leg, leg.leg, turns, clock=world.clock, timeline=world.timeline, now=world.now
+        )
+        legs.tasks.append(asyncio.create_task(driver.run(), name=f"leg-turns-{leg.leg}"))
+
+    world.switch.on_answer(answered)
+    return legs
 
 
 def merge(
