@@ -6,11 +6,34 @@ The agent never touches call control directly: it emits one of these and awaits 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from callgate.telephony.base import EndedReason
 
 TransferSource = Literal["ims", "tool", "swml", "builtin"]
+TransferOrigin = Literal["document", "server", "model"]
+
+DEFAULT_ERR_MSG = "Sorry, I couldn't transfer your call."
+"""Spoken when an IMS transfer fails or is refused and the command gave no err_msg."""
+
+
+@dataclass(frozen=True)
+class DynamicTarget:
+    """A `builtin: transfer` with `destinations: []`: ask the customer's server where to go (Vapi's
+    `transfer-destination-request`). Carries what the request needs from the conversation."""
+
+    url: str
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    headers: dict[str, str] = field(default_factory=dict)
+    timeout: float = 10.0
+    assistant_name: str = ""
+    # Agent documents an `assistant` destination may name: {name: path or URL}.
+    assistants: dict[str, str] = field(default_factory=dict)
+    # Where the calling document came from, for resolving relative assistant paths.
+    document_source: str | None = None
+    messages: tuple[dict[str, Any], ...] = ()  # OpenAI format, system prompt first
+    log: tuple[dict[str, Any], ...] = ()  # the same with `timestamp` (seconds since the call began)
 
 
 @dataclass(frozen=True)
@@ -23,7 +46,13 @@ class Hangup:
 
 @dataclass(frozen=True)
 class Transfer:
-    """Hand the caller to `destination` (a number, a SIP URI)."""
+    """Hand the caller to `destination` (a number, a SIP URI, or `assistant:<name>`).
+
+    `origin` says who chose the destination, for the destination policy: "document" (written in the
+    document, or a document template), "server" (a customer server's answer) or "model" (the LLM's
+    own output). `dynamic` set with an empty `destination`: control asks the destination server
+    first. `function` names the tool a tool-triggered transfer came from.
+    """
 
     destination: str
     source: TransferSource
@@ -33,7 +62,10 @@ class Transfer:
     err_msg: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     # Where the destination came from, for the destination policy (issue: transfers).
-    origin: Literal["document", "server", "model"] = "document"
+    origin: TransferOrigin = "document"
+    extension: str | None = None
+    dynamic: DynamicTarget | None = None
+    function: str | None = None
 
 
 Decision = Hangup | Transfer
@@ -54,4 +86,5 @@ class TransferResult:
         """The tool result the model receives."""
         if self.ok:
             return "The call was transferred."
-        return f"Transfer {self.outcome}" + (f": {self.code}" if self.code else "") + "."
+        text = f"Transfer {self.outcome}" + (f": {self.code}" if self.code else "")
+        return text if text.endswith((".", "!", "?")) else text + "."

@@ -19,10 +19,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from callgate.agent.decisions import Decision, Hangup, Transfer, TransferResult
+from callgate.agent.decisions import Decision, DynamicTarget, Hangup, Transfer, TransferOrigin, TransferResult
 from callgate.agent.history import Conversation, parse_arguments
 from callgate.agent.routes import Routes
 from callgate.agent.speaker import Speaker
+from callgate.agent.transfer_targets import choose_target, is_dynamic, tool_schema
 from callgate.llm.client import ChatModel
 from callgate.llm.commands import BadCommand, CommandFilter, HangupCommand, Speech, TransferCommand
 from callgate.llm.phrases import match_end_call_phrase
@@ -69,9 +70,12 @@ class _Pending:
     user_inputs: list[str] = field(default_factory=list)
 
 
-SwmlRunner = Callable[[dict[str, Any], bool], Awaitable[tuple[bool, str | None]]]
+SwmlRunner = Callable[[dict[str, Any], bool, TransferOrigin], Awaitable[tuple[bool, str | None]]]
 """Runs a SWML document from a function's action in the call.
 
+Arguments: the document, whether the action is final (`transfer`), and where it came from
+("server" for a webhook's answer, "document" for the document's own data_map expressions) — the
+origin its connect / transfer verbs carry to the destination policy.
 Returns (handed_on, transfer_failure): whether the call was handed on, and why a connect failed.
 """
 
@@ -223,7 +227,7 @@ class AgentSession:
         raw_text: list[str] = []
         tool_calls: list[ToolCall] = []
         pending = _Pending()
-        tools = self.functions.tools() + self.routes.extra_tools
+        tools = self._tools()
         self.note("model-request", messages=len(self.conversation.request_messages()))
 
         def speak(text: str) -> None:
@@ -366,7 +370,7 @@ class AgentSession:
             if result.builtin is not None:
                 await self._builtin(result.builtin, call, result.args, pending)
             pending.swml_failure = None
-            await self._apply_actions(result.actions, pending)
+            await self._apply_actions(result.actions, pending, "server" if result.from_server else "document")
             response = result.response
             if pending.swml_failure is not None:
                 # The transfer the function asked for did not happen; the model must know why.
@@ -431,42 +435,77 @@ class AgentSession:
             if pending.hangup is None:
                 pending.hangup = Hangup(EndedReason.ASSISTANT_ENDED_CALL, call.name)
             return "The call is ending."
-        destination = self._transfer_destination(call.name, arguments)
-        if destination is None:
-            return "Transfer failed: no destination was given."
         if pending.transfer is not None or pending.hangup is not None:
             return "Ignored: the call is already being ended or transferred."
+        transfer = self._transfer_decision(call.name, arguments)
+        if transfer is None:
+            return "Transfer failed: no destination was given."
         pending.transfer_call_id = call.id
-        function = self.functions.get(call.name)
-        config = function.transfer if function is not None else None
-        pending.transfer = Transfer(
-            destination=destination,
-            source="builtin",
-            mode=config.mode if config else "blind",
-            msg=config.msg if config else None,
-            err_msg=config.err_msg if config else None,
-            caller_id=config.caller_id if config else None,
-        )
-        return f"Transferring to {destination}."
+        pending.transfer = transfer
+        return f"Transferring to {transfer.destination or 'the destination the server chooses'}."
 
-    def _transfer_destination(self, name: str, arguments: dict[str, Any]) -> str | None:
+    def _transfer_decision(self, name: str, arguments: dict[str, Any]) -> Transfer | None:
+        """The Transfer a builtin transfer function asks for (see `transfer_targets`)."""
         function = self.functions.get(name)
-        wanted = next(
-            (str(arguments[key]) for key in ("destination", "target", "to", "number") if arguments.get(key)),
-            None,
+        config = function.transfer if function is not None else None
+        mode = config.mode if config else "blind"
+        if function is not None and config is not None and is_dynamic(function):
+            if not config.destination_url:
+                return None
+            return Transfer(
+                destination="",
+                source="builtin",
+                mode=mode,
+                msg=config.msg,
+                err_msg=config.err_msg,
+                caller_id=config.caller_id,
+                origin="server",
+                function=name,
+                dynamic=DynamicTarget(
+                    url=config.destination_url,
+                    user=config.destination_auth_user,
+                    password=config.destination_auth_password,
+                    headers=dict(config.destination_headers),
+                    timeout=float(config.destination_timeout or 10.0),
+                    assistant_name=self.ai.params.app_name or "",
+                    assistants=dict(config.assistants),
+                    messages=tuple(self.conversation.request_messages()),
+                    log=tuple(self.conversation.raw_log),
+                ),
+            )
+        target = choose_target(function, arguments)
+        if target is None:
+            return None
+        return Transfer(
+            destination=target.destination,
+            source="builtin",
+            mode=mode,
+            msg=target.message or (config.msg if config else None),
+            err_msg=config.err_msg if config else None,
+            caller_id=target.caller_id or (config.caller_id if config else None),
+            extension=target.extension,
+            origin=target.origin,
+            function=name,
         )
-        destinations = (function.transfer.destinations if function and function.transfer else None) or []
-        for entry in destinations:
-            if isinstance(entry, str) and (wanted is None or entry == wanted):
-                return entry
-            if isinstance(entry, dict):
-                number = entry.get("number") or entry.get("sipUri") or entry.get("to")
-                names = {str(entry.get(k, "")).lower() for k in ("name", "description", "number", "sipUri")}
-                if number and (wanted is None or wanted.lower() in names):
-                    return str(number)
-        return wanted
 
-    async def _apply_actions(self, actions: list[act.Action], pending: _Pending) -> None:
+    def _tools(self) -> list[dict[str, Any]]:
+        """The tools offered: builtin transfer functions with a fixed list get a destination enum."""
+        tools: list[dict[str, Any]] = []
+        for tool in self.functions.tools():
+            function = self.functions.get(tool["function"]["name"])
+            if function is not None and function.builtin == "transfer":
+                tool = tool_schema(function, tool)
+            tools.append(tool)
+        return tools + self.routes.extra_tools
+
+    def hold_busy(self) -> None:
+        """Count as busy until `run()` has made its opening response (a hand-off's new agent), so a
+        driver waiting for the agent does not talk over the greeting."""
+        self._idle.clear()
+
+    async def _apply_actions(
+        self, actions: list[act.Action], pending: _Pending, origin: TransferOrigin = "document"
+    ) -> None:
         for action in actions:
             if pending.hangup or pending.transfer:
                 return
@@ -478,7 +517,7 @@ class AgentSession:
                 pending.hangup = Hangup(EndedReason.ASSISTANT_ENDED_CALL, "hangup action")
             elif isinstance(action, act.Swml):
                 await self.speaker.drain()
-                handed_on, failure = await self._run_swml(action.document, action.transfer)
+                handed_on, failure = await self._run_swml(action.document, action.transfer, origin)
                 if handed_on or not self._is_live():
                     self._finished = True
                     pending.stop = True

@@ -3,8 +3,13 @@
 Verbs it runs: answer, ai, hangup, play, connect, transfer, sip_refer, send_sms, label, goto, execute,
 return, set, unset, sleep. `ai` runs the conversation and sets `ai_result` and `return_value`
 (success | failed), then execution goes on with the next verb. connect / sip_refer / transfer to a
-number or SIP URI become `Transfer` decisions for call control. Any other verb is recorded in the
-timeline and skipped — never a crash. When `main` runs out, the call is hung up.
+number or SIP URI become `Transfer` decisions for call control, with the context's `origin`:
+"document" for the document's own sections and its data_map expression actions, "server" for SWML
+a customer's webhook returned (the destination policy trusts the latter, and checks the former
+against the document's literals, since a template may have been filled from model arguments).
+connect's `from` is the caller ID; sip_refer's `to_uri` and transfer's `dest` are destinations.
+Any other verb is recorded in the timeline and skipped — never a crash. When `main` runs out, the
+call is hung up.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from callgate.agent.decisions import Decision, Hangup, Transfer, TransferResult
+from callgate.agent.decisions import Decision, Hangup, Transfer, TransferOrigin, TransferResult
 from callgate.durations import parse_duration
 from callgate.swml.models import AI, Verb
 from callgate.telephony.base import Call, EndedReason
@@ -42,6 +47,7 @@ class SwmlContext:
     http: httpx.AsyncClient | None = None
     sms_webhook_url: str | None = None
     variables: dict[str, Any] = field(default_factory=dict)
+    origin: TransferOrigin = "document"
 
 
 class SwmlInterpreter:
@@ -110,9 +116,16 @@ class SwmlInterpreter:
                     return "return"
                 self.ctx.note("swml-error", error=f"{name}: no destination in {args!r}")
                 return None
-            caller_id = args.get("from") if isinstance(args, dict) else None
+            caller_id = _caller_id(args)
+            headers = _headers(args)
             transfer_result = await self.ctx.decide(
-                Transfer(destination=destination, source="swml", caller_id=caller_id, origin="server")
+                Transfer(
+                    destination=destination,
+                    source="swml",
+                    caller_id=caller_id,
+                    headers=headers,
+                    origin=self.ctx.origin,
+                )
             )
             ok = transfer_result is None or transfer_result.outcome == "completed"
             self.ctx.variables["connect_result"] = "connected" if ok else "failed"
@@ -198,6 +211,33 @@ def _destination(verb: str, args: Any) -> str | None:
         if isinstance(devices, list) and devices and isinstance(devices[0], dict) and devices[0].get("to"):
             return str(devices[0]["to"])
     return None
+
+
+def _caller_id(args: Any) -> str | None:
+    if not isinstance(args, dict):
+        return None
+    value = args.get("from")
+    if value is None:
+        for group in ("serial", "parallel"):
+            devices = args.get(group)
+            if isinstance(devices, list) and devices and isinstance(devices[0], dict):
+                value = devices[0].get("from")
+                break
+    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) and str(value) else None
+
+
+def _headers(args: Any) -> dict[str, str]:
+    """SIP headers of a connect (`headers: [{name, value}]`) or sip_refer (`headers: {k: v}`)."""
+    raw = args.get("headers") if isinstance(args, dict) else None
+    if isinstance(raw, dict):
+        return {str(k): str(v) for k, v in raw.items()}
+    if isinstance(raw, list):
+        return {
+            str(h["name"]): str(h.get("value", ""))
+            for h in raw
+            if isinstance(h, dict) and isinstance(h.get("name"), str)
+        }
+    return {}
 
 
 def _sleep_seconds(args: Any) -> float:

@@ -1,29 +1,66 @@
-"""Carries out the agent's decisions on the caller's leg: hang-up (once) and blind transfer.
+"""Carries out the agent's decisions on the caller's leg: hang-up (once) and transfers.
 
 Hang-up is terminal and idempotent: however many times the model asks, the call ends once, with the
 first reason. Every operation is awaited to completion, so a goodbye queued before a hang-up has
 finished playing when the BYE goes out.
+
+A transfer runs in this order (DESIGN §3, §4):
+1. a dynamic transfer (`Transfer.dynamic`, Vapi) first asks the destination server where to go;
+   its failure (error answer, timeout, garbage, server down) is the transfer's failure;
+2. the destination policy and the caller-ID rule — before anything is said: a refusal dials
+   nothing, speaks only `err_msg` for an IMS command (default DEFAULT_ERR_MSG) and is recorded as
+   `refused`;
+3. dispatch: `assistant:<name>` → the hand-off hook the runtime sets (`_handoff`); mode "warm" →
+   the warm-transfer hook (`_warm`, set by the warm transfer package); otherwise the blind transfer
+   (speak `msg` in full, `Call.transfer()`, on failure speak `err_msg` and go on).
+
+Failure codes are DESIGN §3's: busy, no-answer, rejected, timeout, `destination-error: <text>`;
+`cancelled` when the caller left first. Only `Call.transfer(Destination)` is used, so the same code
+drives SIP (REFER), Twilio and the sim channel.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from callgate.agent.decisions import Decision, Hangup, Transfer, TransferResult
+from callgate.agent.decisions import DEFAULT_ERR_MSG, Decision, Hangup, Transfer, TransferResult
 from callgate.control.call_state import CallState, CallStateMachine
+from callgate.control.destinations import CallFacts, DestinationClient
+from callgate.control.policy import DestinationPolicy, Origin
 from callgate.telephony.base import Call, CallEnded, Destination, DialFailed, EndedReason, Switch
 from callgate.telephony.clock import Clock
 from callgate.timeline import CallOutcome, TransferRecord
 
 log = logging.getLogger(__name__)
 
+TransferHook = Callable[[Transfer], Awaitable[TransferResult]]
+
+WARM_UNAVAILABLE = "warm transfer unavailable"
+
+
+def failure_code(failure: DialFailed) -> str:
+    """A dial failure as a DESIGN §3 code (`unreachable` has no code of its own there)."""
+    if failure.code == "unreachable":
+        return "destination-error: unreachable" + (f" ({failure.detail})" if failure.detail else "")
+    return failure.code
+
 
 class CallController:
     """Owns the caller leg's state; the only place that hangs up or transfers it."""
 
     def __init__(
-        self, call: Call, switch: Switch | None, clock: Clock, outcome: CallOutcome, started_at: float
+        self,
+        call: Call,
+        switch: Switch | None,
+        clock: Clock,
+        outcome: CallOutcome,
+        started_at: float,
+        *,
+        policy: DestinationPolicy | None = None,
+        destinations: DestinationClient | None = None,
     ) -> None:
         self.call = call
         self.switch = switch
@@ -31,6 +68,13 @@ class CallController:
         self.outcome = outcome
         self.state = CallStateMachine()
         self._started_at = started_at
+        # No policy given: only the caller's own leg is known, so only server answers may pass.
+        self.policy = policy or DestinationPolicy(caller_number=call.from_number)
+        self.destinations = destinations
+        # Set by the warm transfer package (issue 4 part B): carries out a mode "warm" transfer.
+        self._warm: TransferHook | None = None
+        # Set by the runtime: hands the call to another agent document (`assistant:<name>`).
+        self._handoff: TransferHook | None = None
 
     # ------------------------------------------------------------ helpers
 
@@ -44,6 +88,9 @@ class CallController:
     def live(self) -> bool:
         return self.state.live
 
+    def record(self, to: str, mode: str, result: str, reason: str | None = None) -> None:
+        self.outcome.transfers.append(TransferRecord(to=to, mode=mode, result=result, reason=reason or None))
+
     # ------------------------------------------------------------ lifecycle
 
     async def answer(self) -> None:
@@ -54,7 +101,7 @@ class CallController:
         if isinstance(decision, Hangup):
             await self.hangup(decision.reason, decision.detail)
             return None
-        return await self.transfer(decision)
+        return await self.execute_transfer(decision)
 
     async def hangup(self, reason: EndedReason, detail: str = "") -> None:
         """End the call once; later requests (and their reasons) are ignored but logged."""
@@ -82,48 +129,170 @@ class CallController:
             self.outcome.hangup_at = self.now()
         self.note("hangup", reason=str(reason), **({"detail": detail} if detail else {}))
 
+    # ------------------------------------------------------------ the policy (also for warm redirects)
+
+    def check_destination(
+        self, destination: str, origin: Origin, caller_id: str | None = None
+    ) -> TransferResult | None:
+        """None if a transfer to `destination` (chosen by `origin`) may go ahead, else the refusal."""
+        code = self.policy.check(destination, origin, caller_id)
+        return None if code is None else TransferResult("refused", code)
+
     # ------------------------------------------------------------ transfer
 
+    async def execute_transfer(self, decision: Transfer) -> TransferResult:
+        """Resolve (dynamic), check the policy, then dispatch by destination kind and mode."""
+        if not self.live:
+            return TransferResult("cancelled", "call already ending")
+        self.note(
+            "transfer-requested",
+            to=decision.destination or "(dynamic)",
+            mode=decision.mode,
+            source=decision.source,
+            origin=decision.origin,
+        )
+        if decision.dynamic is not None and not decision.destination:
+            resolved = await self._resolve(decision)
+            if isinstance(resolved, TransferResult):
+                return resolved
+            decision = resolved
+        refusal = self.check_destination(decision.destination, decision.origin, decision.caller_id)
+        if refusal is not None:
+            return await self._refuse(decision, refusal)
+        if decision.destination.startswith("assistant:"):
+            return await self._hand_off(decision)
+        if decision.mode == "warm":
+            # ---- seam with the warm transfer package (issue 4 part B) ----
+            if self._warm is not None:
+                return await self._warm(decision)
+            self.note("transfer-failed", to=decision.destination, code=WARM_UNAVAILABLE)
+            self.record(decision.destination, "warm", "failed", WARM_UNAVAILABLE)
+            return TransferResult("failed", WARM_UNAVAILABLE)
+        return await self.transfer(decision)
+
+    async def _resolve(self, decision: Transfer) -> Transfer | TransferResult:
+        """Ask the destination server (Vapi `transfer-destination-request`)."""
+        target = decision.dynamic
+        assert target is not None
+        self.note("transfer-destination-request", url=target.url.split("?", 1)[0])
+        if self.destinations is None:
+            answer_failure: str | None = "destination-error: no destination server client"
+            resolved = None
+        else:
+            now_epoch = self.clock.time()
+            facts = CallFacts(
+                call_id=self.call.call_id,
+                from_number=self.call.from_number,
+                to_number=self.call.to_number,
+                caller_name=self.call.caller_name,
+                started_epoch=now_epoch - self.now(),
+                now_epoch=now_epoch,
+            )
+            answer = await self.destinations.resolve(target, facts)
+            answer_failure, resolved = answer.failure, answer.resolved
+        if not self.live:
+            self.record(decision.destination or "(dynamic)", decision.mode, "cancelled")
+            return TransferResult("cancelled", "the caller hung up")
+        if resolved is None:
+            code = answer_failure or "destination-error: no destination"
+            self.note("transfer-failed", to="(dynamic)", code=code)
+            self.record("(dynamic)", decision.mode, "failed", code)
+            await self._say_error(decision)
+            return TransferResult("failed", code)
+        self.note("transfer-destination", type=resolved.kind, to=resolved.destination)
+        if resolved.kind == "assistant" and resolved.value not in target.assistants:
+            code = f"destination-error: unknown assistant {resolved.value!r}"
+            self.note("transfer-failed", to=resolved.destination, code=code)
+            self.record(resolved.destination, "blind", "failed", code)
+            return TransferResult("failed", code)
+        return dataclasses.replace(
+            decision,
+            destination=resolved.destination,
+            origin="server",
+            caller_id=resolved.caller_id or decision.caller_id,
+            extension=resolved.extension,
+            headers={**decision.headers, **resolved.headers},
+            msg=resolved.message or decision.msg,
+        )
+
+    async def _refuse(self, decision: Transfer, refusal: TransferResult) -> TransferResult:
+        mode = "blind" if decision.destination.startswith("assistant:") else decision.mode
+        self.note("transfer-refused", to=decision.destination, code=refusal.code, origin=decision.origin)
+        self.record(decision.destination, mode, "refused", refusal.code)
+        await self._say_error(decision)
+        return refusal
+
+    async def _say_error(self, decision: Transfer) -> None:
+        """After a failure or refusal: `err_msg` (IMS commands always say something)."""
+        text = decision.err_msg or (DEFAULT_ERR_MSG if decision.source == "ims" else None)
+        if not text or not self.live:
+            return
+        try:
+            await self.call.say(text)
+        except CallEnded:
+            self.remote_hangup()
+
+    async def _hand_off(self, decision: Transfer) -> TransferResult:
+        """Another agent document takes over the call (Vapi `assistant` destination)."""
+        if self._handoff is None:
+            code = "destination-error: assistant hand-off unavailable"
+            self.note("transfer-failed", to=decision.destination, code=code)
+            self.record(decision.destination, "blind", "failed", code)
+            return TransferResult("failed", code)
+        try:
+            if decision.msg:
+                await self.call.say(decision.msg)
+        except CallEnded:
+            self.record(decision.destination, "blind", "cancelled")
+            self.remote_hangup()
+            return TransferResult("cancelled", "the caller hung up")
+        result = await self._handoff(decision)
+        self.record(decision.destination, "blind", result.outcome, result.code)
+        self.note(
+            "transfer-completed" if result.ok else "transfer-failed",
+            to=decision.destination,
+            code=result.code,
+        )
+        return result
+
     async def transfer(self, decision: Transfer) -> TransferResult:
-        """Blind transfer: speak `msg`, hand the leg to the destination; on failure speak `err_msg`."""
+        """Blind transfer: speak `msg` in full, hand the leg to the destination; on failure speak
+        `err_msg` and stay in the conversation. No policy check here: `execute_transfer` did it."""
         if not self.live:
             return TransferResult("cancelled", "call already ending")
         destination = Destination.parse(decision.destination)
-        if decision.caller_id:
-            destination = Destination(
-                kind=destination.kind,
-                value=destination.value,
-                caller_id=decision.caller_id,
-                headers=dict(decision.headers),
-            )
+        destination = Destination(
+            kind=destination.kind,
+            value=destination.value,
+            caller_id=decision.caller_id or None,
+            extension=decision.extension,
+            headers=dict(decision.headers),
+        )
         previous = self.state.state
         self.state.to(CallState.TRANSFERRING)
         self.note("transfer-start", to=decision.destination, mode="blind", source=decision.source)
         try:
             if decision.msg:
                 await self.call.say(decision.msg)
+            self.note(
+                "transfer-dial",
+                to=decision.destination,
+                caller_id=decision.caller_id or self.call.from_number,
+            )
             await self.call.transfer(destination)
         except DialFailed as failure:
-            self.note("transfer-failed", to=decision.destination, code=failure.code)
-            self.outcome.transfers.append(
-                TransferRecord(to=decision.destination, mode="blind", result="failed", reason=failure.code)
-            )
+            code = failure_code(failure)
+            self.note("transfer-failed", to=decision.destination, code=code)
+            self.record(decision.destination, "blind", "failed", code)
             self.state.to(previous if previous != CallState.RINGING else CallState.ACTIVE)
-            if decision.err_msg:
-                try:
-                    await self.call.say(decision.err_msg)
-                except CallEnded:
-                    self.remote_hangup()
-            return TransferResult("failed", failure.code)
+            await self._say_error(decision)
+            return TransferResult("failed", code)
         except CallEnded:
-            self.outcome.transfers.append(
-                TransferRecord(to=decision.destination, mode="blind", result="cancelled")
-            )
+            self.note("transfer-cancelled", to=decision.destination, why="the caller hung up")
+            self.record(decision.destination, "blind", "cancelled", "the caller hung up")
             self.remote_hangup()
             return TransferResult("cancelled", "the caller hung up")
-        self.outcome.transfers.append(
-            TransferRecord(to=decision.destination, mode="blind", result="completed")
-        )
+        self.record(decision.destination, "blind", "completed")
         self.note("transfer-completed", to=decision.destination)
         self.state.to(CallState.ENDING)
         self._mark_ended(EndedReason.ASSISTANT_FORWARDED_CALL, decision.destination)

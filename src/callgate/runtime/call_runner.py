@@ -11,17 +11,20 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from callgate.agent.decisions import Decision, TransferResult
+from callgate.agent.decisions import Decision, Transfer, TransferOrigin, TransferResult
 from callgate.agent.history import Conversation
 from callgate.agent.routes import resolve_routes
 from callgate.agent.session import AgentSession
 from callgate.agent.swml_exec import SwmlContext, SwmlInterpreter
 from callgate.control.call_state import CallState
 from callgate.control.controller import CallController
+from callgate.control.destinations import DestinationClient
+from callgate.control.policy import DestinationPolicy
 from callgate.control.timers import (
     DEFAULT_ATTENTION_PROMPT,
     DEFAULT_INACTIVITY_GOODBYE,
@@ -38,6 +41,9 @@ from callgate.runtime.consult import ConsultRegistry
 from callgate.runtime.warm_wiring import install_warm
 from callgate.swaig.context import CallContext
 from callgate.swaig.runtime import FunctionRuntime
+from callgate.swml.errors import DocumentError
+from callgate.swml.fetch import is_url
+from callgate.swml.loader import fetch_document, load_document
 from callgate.swml.models import AI, Document, Verb
 from callgate.swml.pom import render_pom
 from callgate.telephony.base import (
@@ -93,7 +99,24 @@ class CallRunner:
         self.outcome = outcome or CallOutcome()
         # The call's time origin; a channel that records its own times passes its origin here.
         self.started_at = self.clock.monotonic() if started_at is None else started_at
-        self.controller = CallController(setup.call, setup.switch, self.clock, self.outcome, self.started_at)
+        ai = setup.document.find_ai()
+        self.controller = CallController(
+            setup.call,
+            setup.switch,
+            self.clock,
+            self.outcome,
+            self.started_at,
+            policy=DestinationPolicy.for_document(setup.document, setup.call.from_number),
+            destinations=DestinationClient(
+                setup.http,
+                allow_private=bool(ai is not None and ai.params.swaig_allow_private_urls),
+                document_host=setup.context.document_host,
+                guard_exempt=setup.guard_exempt,
+            ),
+        )
+        self.controller._handoff = self._hand_off
+        # A hand-off to another agent document: its AI verb and the conversation carried over.
+        self._next: tuple[AI, Conversation] | None = None
         self.session: AgentSession | None = None
         self.conversation: Conversation | None = None
         self.functions: FunctionRuntime | None = None
@@ -189,8 +212,9 @@ class CallRunner:
             self.ended.set()
         return self.outcome
 
-    def _swml_context(self) -> SwmlContext:
+    def _swml_context(self, origin: TransferOrigin = "document") -> SwmlContext:
         return SwmlContext(
+            origin=origin,
             call=self.setup.call,
             clock=self.clock,
             decide=self._decide,
@@ -228,8 +252,12 @@ class CallRunner:
     async def _decide(self, decision: Decision) -> TransferResult | None:
         return await self.controller.execute(decision)
 
-    async def _run_swml_action(self, document: dict[str, Any], transfer: bool) -> tuple[bool, str | None]:
-        """A function's SWML action runs on the call now: (handed the call on?, why a connect failed)."""
+    async def _run_swml_action(
+        self, document: dict[str, Any], transfer: bool, origin: TransferOrigin = "document"
+    ) -> tuple[bool, str | None]:
+        """A function's SWML action runs on the call now: (handed the call on?, why a connect failed).
+
+        `origin`: "server" when a webhook returned the SWML, else "document" (destination policy)."""
         sections_raw = document.get("sections", document)
         sections: dict[str, list[Verb]] = {}
         if isinstance(sections_raw, dict):
@@ -241,25 +269,45 @@ class CallRunner:
                         if isinstance(item, dict)
                         for key, value in item.items()
                     ]
-        interpreter = SwmlInterpreter(self._swml_context(), sections)
+        interpreter = SwmlInterpreter(self._swml_context(origin), sections)
         await interpreter.run(hang_up_at_end=False)
         if interpreter.transfer_failure is not None:
             return False, interpreter.transfer_failure
         return interpreter.handed_on or transfer or not self.controller.live, None
 
     async def _run_ai(self, ai: AI) -> str:
+        session = await self._build_session(
+            ai, Conversation(system_prompt=prompt_text(ai, self._variables()))
+        )
+        open_call = not ai.params.wait_for_user and not self._early_speech
+        for text_heard in self._early_speech:
+            session.submit_user(text_heard)
+        self._early_speech.clear()
+        while True:
+            result = await self._run_session(session, open_call=open_call)
+            if self._next is None or not self.controller.live:
+                return result
+            # An `assistant` transfer: the new agent greets the caller with the history it inherited.
+            next_ai, conversation = self._next
+            self._next = None
+            ready = self.session
+            if ready is None or ready.finished:
+                ready = await self._build_session(next_ai, conversation)
+            session = ready
+            open_call = True
+
+    async def _build_session(self, ai: AI, conversation: Conversation) -> AgentSession:
         setup = self.setup
-        variables = self._variables()
-        text = prompt_text(ai, variables)
         functions = FunctionRuntime(
             ai, setup.context, setup.http, clock=self.clock, guard_exempt=setup.guard_exempt
         )
         await functions.load_includes()
-        routes = resolve_routes(ai, text)
-        conversation = Conversation(system_prompt=text)
+        routes = resolve_routes(ai, conversation.system_prompt)
         model = TimedModel(setup.model_for("agent", ai), self.clock)
         self.agent_models.append(model)
-        self.ai, self.ai_started_at = ai, self.clock.monotonic()
+        self.ai = ai
+        if self.ai_started_at is None:
+            self.ai_started_at = self.clock.monotonic()
         session = AgentSession(
             ai=ai,
             call=setup.call,
@@ -276,16 +324,16 @@ class CallRunner:
             started_at=self.started_at,
         )
         self.functions, self.conversation, self.session = functions, conversation, session
+        return session
+
+    async def _run_session(self, session: AgentSession, *, open_call: bool) -> str:
+        ai = session.ai
         watch = self._make_watch(ai, session)
         session.on_idle = lambda: watch.set_waiting(not self.caller_on_hold)
         session.on_busy = lambda: watch.set_waiting(False)
         self._watch = watch
         watch_task = asyncio.create_task(watch.run(), name="silence-watch")
         hard_stop = self._hard_stop_task(ai, session)
-        open_call = not ai.params.wait_for_user and not self._early_speech
-        for text_heard in self._early_speech:
-            session.submit_user(text_heard)
-        self._early_speech.clear()
         self._session_ready.set()
         try:
             return await session.run(open_call=open_call)
@@ -296,6 +344,56 @@ class CallRunner:
             if hard_stop is not None:
                 hard_stop.cancel()
             self._session_ready.set()
+
+    # ------------------------------------------------------------ assistant hand-off
+
+    def _assistant_source(self, name: str, decision: Transfer) -> str | None:
+        if decision.dynamic is not None and name in decision.dynamic.assistants:
+            return decision.dynamic.assistants[name]
+        ai = self.ai
+        for function in ai.SWAIG.functions if ai is not None else []:
+            if function.transfer is not None and name in function.transfer.assistants:
+                return function.transfer.assistants[name]
+        return None
+
+    async def _load_assistant(self, source: str) -> Document:
+        if is_url(source):
+            return (await fetch_document(source, client=self.setup.http)).document
+        path = Path(source)
+        if not path.is_absolute():
+            # Relative to the document that names it (when it came from a file), else the cwd.
+            own = self.setup.document.source
+            base = Path(own).parent if own and not is_url(own) and Path(own).is_file() else Path.cwd()
+            path = base / path
+        return load_document(path).document
+
+    async def _hand_off(self, decision: Transfer) -> TransferResult:
+        """Hand the call to another agent document (Vapi `assistant` destination): a new AgentSession
+        for its `ai` verb on the same call, with the new system prompt and the old messages."""
+        name = decision.destination.split(":", 1)[1]
+        source = self._assistant_source(name, decision)
+        if source is None:
+            return TransferResult("failed", f"destination-error: unknown assistant {name!r}")
+        try:
+            document = await self._load_assistant(source)
+        except DocumentError as exc:
+            return TransferResult("failed", f"destination-error: cannot load assistant {name!r}: {exc}")
+        ai = document.find_ai()
+        if ai is None:
+            return TransferResult("failed", f"destination-error: assistant {name!r} has no ai verb")
+        self.controller.policy.add_document(document)
+        old = self.conversation
+        conversation = Conversation(system_prompt=prompt_text(ai, self._variables()))
+        if old is not None:
+            # Shared, not copied: the old agent still records the transfer's tool result, which
+            # the new agent's history needs after the tool call.
+            conversation.messages = old.messages
+            conversation.raw_log = old.raw_log
+        self.note("assistant-handoff", assistant=name, source=source)
+        session = await self._build_session(ai, conversation)
+        session.hold_busy()
+        self._next = (ai, conversation)
+        return TransferResult("completed")
 
     def _make_watch(self, ai: AI, session: AgentSession) -> SilenceWatch:
         params = ai.params

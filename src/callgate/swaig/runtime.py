@@ -62,6 +62,9 @@ class FunctionResult:
     `response` is the tool result the model receives. `builtin` is set (to "hangup" or
     "transfer") for a built-in function the engine itself carries out, with `args` parsed.
     `post_process`: the webhook asked for the model to speak before the actions run.
+    `from_server`: the actions came from a customer server's answer (a web_hook_url, or a data_map
+    webhook's output) rather than the document's own data_map expressions — the destination
+    policy trusts a server's transfer destinations, not those templated from model arguments.
     """
 
     name: str
@@ -73,6 +76,7 @@ class FunctionResult:
     fillers: list[str] = field(default_factory=list)
     post_process: bool = False
     warnings: list[str] = field(default_factory=list)
+    from_server: bool = False
 
 
 def failure_text(name: str, reason: str) -> str:
@@ -291,6 +295,7 @@ class FunctionRuntime:
         result = FunctionResult(
             name, outcome.response or "", error=outcome.error, args=arguments.args, warnings=outcome.warnings
         )
+        result.from_server = outcome.source.startswith("data_map.webhooks")
         self._finish(result, outcome.action, token)
         return result
 
@@ -318,7 +323,7 @@ class FunctionRuntime:
         raw_response = answer.get("response")
         response = expand(raw_response, ctx) if isinstance(raw_response, str) else _as_text(raw_response)
         raw_actions = answer.get("action", [])
-        result = FunctionResult(name, response, args=arguments.args)
+        result = FunctionResult(name, response, args=arguments.args, from_server=True)
         result.post_process = answer.get("post_process") is True
         self._finish(result, expand_value(raw_actions, ctx), token)
         return result

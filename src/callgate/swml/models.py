@@ -171,6 +171,8 @@ class TransferConfig(SwmlModel):
         default=None,
         validation_alias=AliasChoices("destination_auth_password", "destination_auth_pass"),
     )
+    # callgate: extra HTTP headers for the destination server (beside basic auth); seconds to wait.
+    destination_headers: dict[str, str] = Field(default_factory=dict)
     destination_timeout: FlexFloat | None = None
     hold_music: str | None = None
     ring_timeout: FlexFloat | None = None
