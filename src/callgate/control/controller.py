@@ -21,6 +21,7 @@ drives SIP (REFER), Twilio and the sim channel.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
@@ -75,6 +76,9 @@ class CallController:
         self._warm: TransferHook | None = None
         # Set by the runtime: hands the call to another agent document (`assistant:<name>`).
         self._handoff: TransferHook | None = None
+        # Set by the runtime: told when the caller leg starts transferring (drivers stop waiting
+        # for the agent then: the caller may hang up while the destination rings).
+        self.on_transferring: Callable[[], None] | None = None
 
     # ------------------------------------------------------------ helpers
 
@@ -188,7 +192,11 @@ class CallController:
                 started_epoch=now_epoch - self.now(),
                 now_epoch=now_epoch,
             )
-            answer = await self.destinations.resolve(target, facts)
+            try:
+                answer = await self.destinations.resolve(target, facts)
+            except asyncio.CancelledError:
+                self._cancelled("(dynamic)", decision.mode)
+                raise
             answer_failure, resolved = answer.failure, answer.resolved
         if not self.live:
             self.record(decision.destination or "(dynamic)", decision.mode, "cancelled")
@@ -214,6 +222,10 @@ class CallController:
             headers={**decision.headers, **resolved.headers},
             msg=resolved.message or decision.msg,
         )
+
+    def _cancelled(self, to: str, mode: str) -> None:
+        self.note("transfer-cancelled", to=to, why="the caller hung up")
+        self.record(to, mode, "cancelled", "the caller hung up")
 
     async def _refuse(self, decision: Transfer, refusal: TransferResult) -> TransferResult:
         mode = "blind" if decision.destination.startswith("assistant:") else decision.mode
@@ -270,6 +282,8 @@ class CallController:
         )
         previous = self.state.state
         self.state.to(CallState.TRANSFERRING)
+        if self.on_transferring is not None:
+            self.on_transferring()
         self.note("transfer-start", to=decision.destination, mode="blind", source=decision.source)
         try:
             if decision.msg:
@@ -288,10 +302,13 @@ class CallController:
             await self._say_error(decision)
             return TransferResult("failed", code)
         except CallEnded:
-            self.note("transfer-cancelled", to=decision.destination, why="the caller hung up")
-            self.record(decision.destination, "blind", "cancelled", "the caller hung up")
+            self._cancelled(decision.destination, "blind")
             self.remote_hangup()
             return TransferResult("cancelled", "the caller hung up")
+        except asyncio.CancelledError:
+            # The caller hung up and the runtime stopped the call's work: the dial is cancelled too.
+            self._cancelled(decision.destination, "blind")
+            raise
         self.record(decision.destination, "blind", "completed")
         self.note("transfer-completed", to=decision.destination)
         self.state.to(CallState.ENDING)

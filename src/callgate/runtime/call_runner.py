@@ -115,6 +115,7 @@ class CallRunner:
             ),
         )
         self.controller._handoff = self._hand_off
+        self.controller.on_transferring = self.caller_went_on_hold
         # A hand-off to another agent document: its AI verb and the conversation carried over.
         self._next: tuple[AI, Conversation] | None = None
         self.session: AgentSession | None = None
@@ -153,7 +154,7 @@ class CallRunner:
         """Returns once the agent has finished responding to the latest input, the caller is on hold
         (a warm transfer is under way), or the call ended."""
         while not self.ended.is_set():
-            if self.caller_on_hold:
+            if self.controller.state.state == CallState.HELD:
                 return
             session = self.session
             if session is not None and not session.finished and not session.busy:
@@ -178,7 +179,8 @@ class CallRunner:
             idle.cancel()
             ended.cancel()
             held.cancel()
-            if self.caller_on_hold:
+            if self.controller.state.state == CallState.HELD:
+                # On hold for a warm transfer: the caller's next turn goes at once (DESIGN §6).
                 return
             if session.finished and not self.ended.is_set():
                 continue
