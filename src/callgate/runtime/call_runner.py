@@ -154,7 +154,7 @@ class CallRunner:
         """Returns once the agent has finished responding to the latest input, the caller is on hold
         (a warm transfer is under way), or the call ended."""
         while not self.ended.is_set():
-            if self.controller.state.state == CallState.HELD:
+            if self.caller_on_hold:
                 return
             session = self.session
             if session is not None and not session.finished and not session.busy:
@@ -179,8 +179,7 @@ class CallRunner:
             idle.cancel()
             ended.cancel()
             held.cancel()
-            if self.controller.state.state == CallState.HELD:
-                # On hold for a warm transfer: the caller's next turn goes at once (DESIGN §6).
+            if self.caller_on_hold:
                 return
             if session.finished and not self.ended.is_set():
                 continue
@@ -271,7 +270,9 @@ class CallRunner:
                         if isinstance(item, dict)
                         for key, value in item.items()
                     ]
-        interpreter = SwmlInterpreter(self._swml_context(origin), sections)
+        context = self._swml_context(origin)
+        context.stop_on_failed_transfer = True
+        interpreter = SwmlInterpreter(context, sections)
         await interpreter.run(hang_up_at_end=False)
         if interpreter.transfer_failure is not None:
             return False, interpreter.transfer_failure
