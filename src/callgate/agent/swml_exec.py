@@ -48,6 +48,9 @@ class SwmlContext:
     sms_webhook_url: str | None = None
     variables: dict[str, Any] = field(default_factory=dict)
     origin: TransferOrigin = "document"
+    # A function's SWML action stops at a failed connect so the model hears why; the document's
+    # own sections go on with the next verb (SignalWire sets `connect_result` and continues).
+    stop_on_failed_transfer: bool = False
 
 
 class SwmlInterpreter:
@@ -135,7 +138,8 @@ class SwmlInterpreter:
             else:
                 assert transfer_result is not None
                 self.transfer_failure = transfer_result.for_model()
-                return "return"
+                if self.ctx.stop_on_failed_transfer:
+                    return "return"
         elif name == "send_sms":
             await self._send_sms(args)
         elif name == "play":
