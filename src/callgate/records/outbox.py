@@ -77,15 +77,19 @@ class DeliveryWorker:
             for report in claimed:
                 attempts.append(await self._attempt(report))
 
-    async def run_until_settled(self, call_ids: Sequence[str] | None = None) -> None:
+    async def run_until_settled(
+        self, call_ids: Sequence[str] | None = None, *, max_sleep: float | None = None
+    ) -> None:
         """Deliver until no report (of these calls) is pending: each is delivered or has given up.
-        Waits out backoff and other workers' leases on the clock."""
+        Waits out backoff and other workers' leases on the clock; `max_sleep` bounds each wait so
+        that a report another worker is sending is seen settled soon after it is."""
         while True:
             await self.deliver_due(call_ids)
             wake = self.store.next_wake(call_ids)
             if wake is None:
                 return
-            await self.clock.sleep(max(0.0, wake - self.clock.time()))
+            delay = max(0.0, wake - self.clock.time())
+            await self.clock.sleep(delay if max_sleep is None else min(delay, max_sleep))
 
     async def run_forever(self, poll: float = 5.0) -> None:
         """A background worker for a long-running process: delivers whatever becomes due."""

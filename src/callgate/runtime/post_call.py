@@ -305,7 +305,7 @@ async def finish_live_call(
         return record, None
     worker = DeliveryWorker(services.store, services.http, services.clock, services.policy)
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(worker.run_until_settled([record.call_id]), wait)
+        await asyncio.wait_for(worker.run_until_settled([record.call_id], max_sleep=0.5), wait)
     reports = services.store.reports(call_id=record.call_id)
     return record, reports[-1].status if reports else None
 
