@@ -25,7 +25,7 @@ SEED_FIELDS = {
     "swaig_log", "total_input_tokens", "total_output_tokens", "version",
 }  # fmt: skip
 SPEC_FIELDS = {
-    "caller_id_number", "conversation_type", "raw_call_log", "call_timeline", "times", "call_ended_by",
+    "caller_id_number", "conversation_type", "SWMLCall", "raw_call_log", "call_timeline", "times", "call_ended_by",
     "global_data", "total_minutes", "total_wire_input_tokens", "total_wire_output_tokens",
 }  # fmt: skip
 
@@ -108,6 +108,7 @@ def test_a_finished_call_posts_signalwires_report_with_basic_auth(tmp_path: Path
     assert entry["command_arg"] == '{"day": "monday"}' or '"monday"' in entry["command_arg"]
     assert body["global_data"]["shop"] == "rosa"
     assert body["call_ended_by"] == "assistant"
+    assert body["SWMLCall"]["from"] == "+15551230000" and body["SWMLCall"]["to"] == "+15559870000"
     assert len(body["times"]) == 3 and body["times"][0]["response"] == "Rosa's Bakery, hello!"
     assert {"user_input", "ai_response", "tool_result"} <= {e["type"] for e in body["call_timeline"]}
     assert "p@ss:word" not in str(body)  # the password only ever travels as the auth header

@@ -51,6 +51,13 @@ def build_payload(record: CallRecord, key: str) -> dict[str, Any]:
         "swaig_log": record.swaig_log,
         "times": [timing.model_dump(exclude={"first_token_time"}) for timing in record.times],
         "SWMLVars": record.swml_vars,
+        "SWMLCall": {
+            "call_id": record.call_id,
+            "from": record.caller_id_num,
+            "to": record.to_number,
+            "direction": "inbound",
+            "type": "phone",
+        },
         "global_data": {
             **record.global_data,
             "caller_id_name": record.caller_id_name,
