@@ -111,3 +111,20 @@ def test_caller_hanging_up_during_the_briefing_hangs_up_the_supervisor() -> None
     assert "bridge" not in kinds(outcome)
     # The briefing was cut where the supervisor stopped hearing it.
     assert [u.cut for u in outcome.utterances if u.leg == SAM] == [True]
+
+
+def test_introduction_is_spoken_to_both_parties_off_hold_before_the_bridge() -> None:
+    outcome = run("warm_introduction")
+    billing = "sip:billing@pbx.example.com"
+    intro = "I'm connecting you now with our billing team. Thank you for holding."
+    assert outcome.transcript("caller").endswith(intro)
+    assert outcome.transcript(billing).endswith(intro)
+    order = kinds(outcome, "caller")
+    assert order.index("warm-unhold") < order.index("warm-introduction") < order.index("bridge")
+
+
+def test_a_refused_redirect_dials_nothing_and_brings_the_caller_back() -> None:
+    outcome = run("warm_redirect_refused")
+    assert [e.leg for e in outcome.timeline.of_kind("dial")] == [SAM]
+    assert one(outcome, "warm-redirect-refused").data["to"] == "+19005550199"
+    assert "warm-unhold" in kinds(outcome, "caller")
