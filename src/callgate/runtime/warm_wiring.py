@@ -46,11 +46,11 @@ def install_warm(runner: CallRunner) -> WarmTransfer:
     setup = runner.setup
 
     def current_ai() -> AI | None:
-        return getattr(runner, "ai", None) or setup.document.find_ai()
+        return runner.ai or setup.document.find_ai()
 
     def config_for(decision: Transfer) -> TransferConfig | None:
         """The `transfer` block of the function that asked: by name, else by destination, else the first."""
-        name = getattr(decision, "function", None)
+        name = decision.function
         if name and runner.functions is not None:
             function = runner.functions.get(name)
             if function is not None and function.transfer is not None:
@@ -89,12 +89,8 @@ def install_warm(runner: CallRunner) -> WarmTransfer:
         return agent
 
     def check(destination: str) -> TransferResult | None:
-        # Part A's destination policy; a redirect is relayed by the consult model.
-        checker = getattr(runner.controller, "check_destination", None)
-        if checker is None:
-            return None
-        result: TransferResult | None = checker(destination, "model")
-        return result
+        # The supervisor's redirect reaches us through the consult model: checked like a model's choice.
+        return runner.controller.check_destination(destination, "model")
 
     warm = WarmTransfer(
         runner.controller,
