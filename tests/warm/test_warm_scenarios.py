@@ -128,3 +128,24 @@ def test_a_refused_redirect_dials_nothing_and_brings_the_caller_back() -> None:
     assert [e.leg for e in outcome.timeline.of_kind("dial")] == [SAM]
     assert one(outcome, "warm-redirect-refused").data["to"] == "+19005550199"
     assert "warm-unhold" in kinds(outcome, "caller")
+
+
+EDGE = Path(__file__).parent / "scenarios"
+
+
+def test_a_redirect_loop_ends_after_two_redirects() -> None:
+    result = run_scenario_file(EDGE / "redirect_loop.yaml")
+    assert result.passed, "\n".join(result.all_failures)
+    assert result.outcome is not None
+    assert len(result.outcome.timeline.of_kind("dial-answered")) == 3
+
+
+def test_caller_leaving_during_the_introduction_hangs_up_the_supervisor() -> None:
+    result = run_scenario_file(EDGE / "caller_leaves_during_introduction.yaml")
+    assert result.passed, "\n".join(result.all_failures)
+    outcome = result.outcome
+    assert outcome is not None
+    assert "warm-introduction" in kinds(outcome)
+    assert "bridge" not in kinds(outcome)
+    billing = [e for e in outcome.timeline.of_kind("hangup") if e.leg == "sip:billing@pbx.example.com"]
+    assert billing and billing[0].data["reason"] == "caller-hung-up"

@@ -87,6 +87,7 @@ class WarmTransfer:
         self.supervisor = SupervisorMachine()
         self._leg: Call | None = None
         self._music: Playback | None = None
+        self._settled = False  # the current attempt's outcome is recorded
 
     @property
     def call(self) -> Call:
@@ -104,6 +105,7 @@ class WarmTransfer:
             return self._failed_early(decision.destination, "unreachable")
         config = self._config_for(decision) or TransferConfig(mode="warm")
         self.caller = CallerMachine()
+        self._settled = False
         destination = decision.destination
         self.note("warm-start", to=destination)
         summary: asyncio.Task[Summary] | None = None
@@ -123,9 +125,7 @@ class WarmTransfer:
                 refused = self._check(new) if self._check is not None else None
                 if refused is not None:
                     self.note("warm-redirect-refused", to=new, code=refused.code)
-                    self.controller.outcome.transfers.append(
-                        TransferRecord(to=new, mode="warm", result="refused", reason=refused.code)
-                    )
+                    self._record(new, "refused", refused.code)
                     await self._unhold()
                     return refused
                 if attempt_no == MAX_ATTEMPTS - 1:
@@ -230,7 +230,8 @@ class WarmTransfer:
 
     async def _introduce(self, leg: Call, text: str) -> None:
         """The document's introduction, spoken to both parties before they are joined."""
-        await self._unhold()
+        # Off hold to hear it, but still being transferred: no turns for the caller's agent.
+        await self._unhold(CallState.TRANSFERRING)
         self.note("warm-introduction", text=text)
         results = await asyncio.gather(self.call.say(text), leg.say(text), return_exceptions=True)
         for result in results:
@@ -258,12 +259,12 @@ class WarmTransfer:
             await music.stop()
             self.note("warm-music-stopped")
 
-    async def _unhold(self) -> None:
+    async def _unhold(self, state: CallState = CallState.ACTIVE) -> None:
         await self._stop_music()
-        if self.caller.state is CallerState.ESCALATED:
+        if state is CallState.ACTIVE and self.caller.state is CallerState.ESCALATED:
             self.caller.to(CallerState.ACTIVE)
         await self.call.unhold()
-        self._controller_to(CallState.ACTIVE)
+        self._controller_to(state)
         self.note("warm-unhold")
 
     async def _come_back(self, destination: str, code: str, decision: Transfer) -> TransferResult:
@@ -292,8 +293,9 @@ class WarmTransfer:
             self.supervisor.to(SupervisorState.FAILED)
         if self.caller.can(CallerState.INACTIVE):
             self.caller.to(CallerState.INACTIVE)
-        self.note("warm-cancelled", to=destination, why="the caller hung up")
-        self._record(destination, "cancelled", "the caller hung up")
+        if not self._settled:
+            self.note("warm-cancelled", to=destination, why="the caller hung up")
+            self._record(destination, "cancelled", "the caller hung up")
 
     async def _drop_supervisor(self, leg: Call, code: str) -> None:
         self._leg = None
@@ -306,6 +308,8 @@ class WarmTransfer:
         self.controller.outcome.transfers.append(
             TransferRecord(to=destination, mode="warm", result=result, reason=reason)
         )
+        # A redirect records its first attempt and goes on; any other record ends the transfer.
+        self._settled = not (reason or "").startswith("redirected:")
 
     def _controller_to(self, target: CallState) -> None:
         state = self.controller.state
