@@ -152,6 +152,7 @@ class WarmTransfer:
             kind=target.kind,
             value=target.value,
             caller_id=caller_id,
+            extension=decision.extension,
             headers=dict(decision.headers),
         )
         self.note("warm-dial", to=destination, caller_id=caller_id, ring_timeout=ring)
