@@ -25,8 +25,8 @@ SEED_FIELDS = {
     "swaig_log", "total_input_tokens", "total_output_tokens", "version",
 }  # fmt: skip
 SPEC_FIELDS = {
-    "caller_id_number", "conversation_type", "SWMLCall", "raw_call_log", "call_timeline", "times", "call_ended_by",
-    "global_data", "total_minutes", "total_wire_input_tokens", "total_wire_output_tokens",
+    "caller_id_number", "conversation_type", "SWMLCall", "raw_call_log", "call_timeline", "times",
+    "call_ended_by", "global_data", "total_minutes", "total_wire_input_tokens", "total_wire_output_tokens",
 }  # fmt: skip
 
 AGENT = """\

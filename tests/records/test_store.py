@@ -135,9 +135,13 @@ def test_bad_urls_are_clear_errors(tmp_path: Path) -> None:
         open_store("mysql://localhost/calls")
     with pytest.raises(StoreError, match="PostgreSQL"):
         open_store("postgresql://nobody@127.0.0.1:1/none")
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not a database, just some bytes" * 100)
+    with pytest.raises(StoreError, match="not a database"):
+        open_store(str(garbage))
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises((StoreError, OSError)):
+    with pytest.raises(StoreError, match="cannot open the SQLite store"):
         open_store(str(blocker / "calls.db"))
 
 

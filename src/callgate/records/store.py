@@ -364,9 +364,9 @@ class SqliteStore(Store):
 
     def __init__(self, path: str) -> None:
         super().__init__(f"sqlite:///{path}" if path != ":memory:" else "sqlite://:memory:")
-        if path != ":memory:":
-            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
         try:
+            if path != ":memory:":
+                Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(
                 str(Path(path).expanduser()) if path != ":memory:" else path,
                 isolation_level=None,
@@ -377,7 +377,7 @@ class SqliteStore(Store):
                 self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.execute("PRAGMA synchronous=FULL")  # a committed report survives a power cut
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the SQLite store {path!r}: {exc}") from exc
 
     @contextmanager
@@ -451,7 +451,7 @@ def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
     if migrate:
         try:
             store.migrate()
-        except Exception:
+        except Exception as exc:  # not a database, or a schema we cannot bring up to date
             store.close()
-            raise
+            raise StoreError(f"cannot prepare the store {target!r}: {exc}") from exc
     return store
