@@ -124,3 +124,21 @@ def test_default_prompt_is_used_without_one() -> None:
 
     messages = run_virtual(main)
     assert messages[0]["content"] == DEFAULT_SUMMARY_PROMPT
+
+
+def test_an_unreachable_model_falls_back() -> None:
+    async def main(clock: VirtualClock) -> Any:
+        # A port nobody listens on (the server is stopped before the request).
+        server = ScriptedModelServer({})
+        await server.start()
+        url = server.base_url("summary")
+        await server.stop()
+        model = OpenAIChatModel(url, "test-key", clock=clock, backoff=0.01)
+        try:
+            return await summarize(model, ModelSettings(), HISTORY, clock=clock, timeout=30)
+        finally:
+            await model.aclose()
+
+    summary = run_virtual(main)
+    assert summary.source == "fallback"
+    assert summary.text.endswith("Customer: Get me a supervisor.")

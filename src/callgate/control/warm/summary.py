@@ -8,6 +8,7 @@ is replaced by one built from the last turns: the supervisor is always told some
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -25,6 +26,7 @@ DEFAULT_SUMMARY_PROMPT = (
 DEFAULT_SUMMARY_TIMEOUT = 10.0
 FALLBACK_TURNS = 6
 _WHO = {"user": "Customer", "assistant": "Assistant"}
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,9 @@ async def summarize(
         return Summary(fallback_summary(lines), "fallback", f"timeout after {seconds:g}s")
     except ModelError as error:
         return Summary(fallback_summary(lines), "fallback", f"model error: {error.kind}")
+    except Exception as error:  # a broken client must not strand the caller on hold
+        log.warning("summary failed: %r", error)
+        return Summary(fallback_summary(lines), "fallback", f"error: {type(error).__name__}")
     if not text:
         return Summary(fallback_summary(lines), "fallback", "empty reply")
     return Summary(text, "model")
