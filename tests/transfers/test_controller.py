@@ -16,7 +16,7 @@ from callgate.control.call_state import CallState
 from callgate.control.controller import CallController
 from callgate.control.destinations import DestinationClient
 from callgate.control.policy import DestinationPolicy, Literals
-from callgate.telephony.clock import VirtualClock, run_virtual
+from callgate.telephony.clock import Clock, VirtualClock, holding, run_virtual
 from callgate.timeline import CallOutcome, TransferRecord
 
 from .conftest import RoutingServer
@@ -52,6 +52,21 @@ def sim(body: Callable[[SimWorld, CallController], Awaitable[T]]) -> T:
         return await body(world, controller)
 
     return run_virtual(main)
+
+
+class HeldTransport(httpx.AsyncHTTPTransport):
+    """Virtual time stands still while the real routing server (another thread) answers, as the
+    scenario runner does for passthrough URLs; otherwise a busy machine could see a virtual timeout."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__()
+        self._clock = clock
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        with holding(self._clock):
+            response = await super().handle_async_request(request)
+            await response.aread()
+            return response
 
 
 def kinds(world: SimWorld) -> list[str]:
@@ -223,7 +238,7 @@ def test_dynamic_destination_from_a_real_server(routing_server: RoutingServer) -
         # A server destination is allowed although the document never names it.
         world.switch.legs["+15557770000"] = world.switch.legs["+15550005555"]
         results = []
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(transport=HeldTransport(world.clock)) as http:
             controller.destinations = DestinationClient(http, allow_private=True)
             for answer in answers:
                 routing_server.reply_json(answer)

@@ -30,8 +30,6 @@ class DynamicTarget:
     assistant_name: str = ""
     # Agent documents an `assistant` destination may name: {name: path or URL}.
     assistants: dict[str, str] = field(default_factory=dict)
-    # Where the calling document came from, for resolving relative assistant paths.
-    document_source: str | None = None
     messages: tuple[dict[str, Any], ...] = ()  # OpenAI format, system prompt first
     log: tuple[dict[str, Any], ...] = ()  # the same with `timestamp` (seconds since the call began)
 
