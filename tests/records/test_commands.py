@@ -46,6 +46,17 @@ def sample(call_id: str, *, reason: str, caller: str, minutes_ago: float) -> Cal
             },
             {"role": "tool", "content": "transferred"},
         ],
+        raw_call_log=[
+            {"role": "assistant", "content": "Hi, this is Frank.", "timestamp": start + 1_000_000},
+            {"role": "user", "content": "Put me through to sales.", "timestamp": start + 3_200_000},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"function": {"name": "transfer", "arguments": '{"target": "sales"}'}}],
+                "timestamp": start + 4_000_000,
+            },
+            {"role": "tool", "content": "transferred", "timestamp": start + 4_500_000},
+        ],
         swaig_log=[{"command_name": "transfer", "command_arg": '{"target": "sales"}', "epoch_time": 1}],
         transfers=[TransferEntry(to="+15550002222", mode="blind", result="completed")],
         timeline=[
@@ -114,6 +125,7 @@ def test_show_tells_what_happened_at_a_glance(db: str) -> None:
         "42.0 s",
         "Hi, this is Frank.",
         "Put me through to sales.",
+        "3.2s caller  Put me through to sales.",
         'transfer({"target": "sales"})',
         "completed",
         "failed",

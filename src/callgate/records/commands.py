@@ -206,11 +206,17 @@ def _summary(record: CallRecord, reports: list[Report]) -> Panel:
 
 
 def _transcript(record: CallRecord) -> Panel:
+    """The conversation; from the raw log when there is one (it has times and survives context
+    switches), else from call_log."""
     text = Text()
-    for message in record.call_log:
+    messages = record.raw_call_log or record.call_log
+    for message in messages:
         role, content = message.get("role"), message.get("content")
         if role == "system":
             continue
+        stamp = message.get("timestamp")
+        if isinstance(stamp, int | float) and record.call_start_date and role in ("user", "assistant"):
+            text.append(f"{max(0.0, (stamp - record.call_start_date) / 1_000_000):6.1f}s ", style="dim")
         if role == "user" and content:
             text.append("caller  ", style="bold cyan")
             text.append(f"{content}\n")
