@@ -53,6 +53,19 @@ def test_numbers_in_free_text() -> None:
     assert "1" not in found  # single digits are list markers, not numbers
 
 
+def test_numbers_next_to_each_other_stay_apart() -> None:
+    found = numbers_in_text("Dial 1 800 555 0199 - 2 rings, or (555) 000-2222.")
+    assert "18005550199" in found
+    assert "5550002222" in found
+
+
+def test_long_digit_runs_are_cheap() -> None:
+    # A pathological prompt must not stall loading (the pattern never backtracks exponentially).
+    text = "1" * 20_000 + "x " + "1 " * 5_000 + "y"
+    found = numbers_in_text(text)
+    assert len(found) == 1 and found[0] == "1" * 5_000
+
+
 @pytest.mark.parametrize(
     ("destination", "patterns", "allowed"),
     [

@@ -36,8 +36,10 @@ Origin = Literal["document", "server", "model"]
 DESTINATION_REFUSED = "destination not allowed"
 CALLER_ID_REFUSED = "caller ID not allowed"
 
-# A phone number inside free text: optional +, digits with the usual separators; 3+ digits in all.
-_NUMBER_IN_TEXT = re.compile(r"(?<![\w+])\+?\d[\d \t().-]*\d(?![\w])")
+# A phone number inside free text: optional +, digit groups joined by at most one separator each
+# (space, dot, dash, parentheses), so "call 555 0100 - 2 options" does not run into the next number.
+# Each further group starts with a separator or "(" — digit runs never split two ways (no ReDoS).
+_NUMBER_IN_TEXT = re.compile(r"(?<![\w+])\+?\(?\d+\)?(?:[ \t.-]\(?\d+\)?|\(\d+\)?)*(?![\w])")
 _SIP_IN_TEXT = re.compile(r"\bsips?:[^\s\"'<>,]+", re.IGNORECASE)
 _USER_AT_HOST = re.compile(r"(?<![\w.:/@-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+\b")
 _NUMBER_NOISE = re.compile(r"[\s().-]")
