@@ -17,8 +17,10 @@ def format_path(loc: Loc) -> str:
     """`("sections", "main", 0, "ai")` → `sections.main[0].ai`; odd keys are quoted: `headers["X-Key"]`."""
     out = ""
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(part, int) and not isinstance(part, bool):
             out += f"[{part}]"
+        elif not isinstance(part, str):
+            out += f"[{json.dumps(str(part))}]"  # YAML allows null, bool or float keys
         elif _IDENT.match(part):
             out += f".{part}" if out else part
         else:
