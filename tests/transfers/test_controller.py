@@ -268,3 +268,15 @@ async def _with_world(clock: VirtualClock, body: Callable[[SimWorld, CallControl
     dial = world.timeline.of_kind("dial")
     assert json.dumps([d.data for d in dial])  # recorded, serialisable
     return result
+
+
+def test_transfer_before_answer_answers_first() -> None:
+    async def main(clock: VirtualClock) -> tuple[TransferResult, list[str]]:
+        world = SimWorld(clock, legs=LEGS, from_number=CALLER)
+        controller = controller_for(world)  # still ringing: SWML `connect` as the first verb
+        result = await controller.execute_transfer(Transfer("+15550002222", "swml"))
+        return result, kinds(world)
+
+    result, events = run_virtual(main)
+    assert result == TransferResult("completed")
+    assert events.index("answered") < events.index("transfer-start")

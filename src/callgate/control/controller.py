@@ -280,6 +280,9 @@ class CallController:
             extension=decision.extension,
             headers=dict(decision.headers),
         )
+        if self.state.state == CallState.RINGING:
+            # A SWML `connect` before any `answer`: a transfer needs an established call (REFER).
+            await self.answer()
         previous = self.state.state
         self.state.to(CallState.TRANSFERRING)
         if self.on_transferring is not None:
@@ -298,7 +301,7 @@ class CallController:
             code = failure_code(failure)
             self.note("transfer-failed", to=decision.destination, code=code)
             self.record(decision.destination, "blind", "failed", code)
-            self.state.to(previous if previous != CallState.RINGING else CallState.ACTIVE)
+            self.state.to(previous)
             await self._say_error(decision)
             return TransferResult("failed", code)
         except CallEnded:
