@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from callgate.durations import parse_hard_stop
+from callgate.durations import Duration, parse_hard_stop
 from callgate.swml.patterns import compile_pattern
 from callgate.swml.types import FlexBool, FlexFloat, FlexInt
 
@@ -161,7 +161,10 @@ class DataMap(SwmlModel):
 
 
 class TransferConfig(SwmlModel):
-    """callgate's `transfer` block for `builtin: transfer` functions (DESIGN §4)."""
+    """callgate's `transfer` block for `builtin: transfer` functions (DESIGN §4).
+
+    Timeouts are durations: seconds as a number, or "20s", "1.5m", "500ms".
+    """
 
     destinations: list[Any] | None = None
     mode: Literal["blind", "warm"] = "blind"
@@ -173,13 +176,13 @@ class TransferConfig(SwmlModel):
     )
     # callgate: extra HTTP headers for the destination server (beside basic auth); seconds to wait.
     destination_headers: dict[str, str] = Field(default_factory=dict)
-    destination_timeout: FlexFloat | None = None
+    destination_timeout: Duration | None = None
     hold_music: str | None = None
-    ring_timeout: FlexFloat | None = None
+    ring_timeout: Duration | None = None
     summary_prompt: str | None = None
-    summary_timeout: FlexFloat | None = None
+    summary_timeout: Duration | None = None
     consult_prompt: str | None = None
-    consult_timeout: FlexFloat | None = None
+    consult_timeout: Duration | None = None
     introduction: str | None = None
     caller_id: str | None = None
     msg: str | None = None
@@ -333,9 +336,9 @@ class Params(SwmlModel):
             raise ValueError("must be a number of milliseconds, 0 or more (0 switches it off)")
         return value
 
-    @field_validator("end_call_phrases", mode="before")
+    @field_validator("end_call_phrases", "transfer_allow", mode="before")
     @classmethod
-    def _phrase_list(cls, value: Any) -> Any:
+    def _string_list(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
 
 
