@@ -37,7 +37,21 @@ class Conversation:
             self._log(message, t)
 
     def add_tool_result(self, call_id: str, content: str, t: float) -> None:
-        self._log({"role": "tool", "tool_call_id": call_id, "content": content}, t)
+        message = {"role": "tool", "tool_call_id": call_id, "content": content}
+        if not self._has_tool_call(call_id):
+            # The call that asked for it is gone (a context_switch replaced the history): an orphan
+            # tool message would make the next request invalid, so it is kept in the raw log only.
+            self.raw_log.append({**message, "timestamp": t, "dropped": "context switched"})
+            return
+        self._log(message, t)
+
+    def _has_tool_call(self, call_id: str) -> bool:
+        return any(
+            call.get("id") == call_id
+            for message in self.messages
+            if message["role"] == "assistant"
+            for call in message.get("tool_calls", [])
+        )
 
     def context_switch(
         self, system_prompt: str | None, user_prompt: str | None, consolidate: bool, t: float
