@@ -174,7 +174,13 @@ class AgentSession:
                 self._idle.clear()
                 if self.on_busy is not None:
                     self.on_busy()
-                await self._respond()
+                greeting = self.ai.params.static_greeting
+                if greeting:
+                    # SignalWire's static_greeting: spoken as is, no model request for the opening.
+                    self.conversation.add_assistant(greeting, [], self.now())
+                    await self.speaker.say(greeting)
+                else:
+                    await self._respond()
                 self._settle()
             while not self._finished and self._is_live():
                 kind, text = await self._inputs.get()

