@@ -30,7 +30,7 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.markup import escape
 
-from callgate.channels.legs import EventFeed, IllegalLegTransition, LegState, LegStateMachine
+from callgate.channels.legs import EventFeed, IllegalLegTransition, LegIdentity, LegState, LegStateMachine
 from callgate.telephony.base import (
     CallEnded,
     CallerSpeech,
@@ -96,7 +96,7 @@ class ConsolePlayback:
         await self._done.wait()
 
 
-class ConsoleCall:
+class ConsoleCall(LegIdentity):
     """A Call whose far end is the terminal."""
 
     def __init__(
@@ -140,34 +140,6 @@ class ConsoleCall:
         self.transferred_to: str | None = None
 
     # ------------------------------------------------------------ identity and state
-
-    @property
-    def call_id(self) -> str:
-        return self._call_id
-
-    @property
-    def from_number(self) -> str:
-        return self._from
-
-    @property
-    def to_number(self) -> str:
-        return self._to
-
-    @property
-    def caller_name(self) -> str:
-        return self._caller_name
-
-    @property
-    def state(self) -> LegState:
-        return self._machine.state
-
-    @property
-    def ended(self) -> bool:
-        return self._machine.state is LegState.ENDED
-
-    @property
-    def held(self) -> bool:
-        return self._machine.state is LegState.HELD
 
     def now(self) -> float:
         if self._started_at is None:

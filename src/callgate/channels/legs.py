@@ -111,3 +111,41 @@ class EventFeed:
                 self._queue.put_nowait(_END)  # later iterators end too
                 return
             yield item
+
+
+class LegIdentity:
+    """Who a leg connects and where its state machine stands; shared by every channel's legs."""
+
+    _call_id: str
+    _from: str
+    _to: str
+    _caller_name: str
+    _machine: LegStateMachine
+
+    @property
+    def call_id(self) -> str:
+        return self._call_id
+
+    @property
+    def from_number(self) -> str:
+        return self._from
+
+    @property
+    def to_number(self) -> str:
+        return self._to
+
+    @property
+    def caller_name(self) -> str:
+        return self._caller_name
+
+    @property
+    def state(self) -> LegState:
+        return self._machine.state
+
+    @property
+    def ended(self) -> bool:
+        return self._machine.state is LegState.ENDED
+
+    @property
+    def held(self) -> bool:
+        return self._machine.state is LegState.HELD

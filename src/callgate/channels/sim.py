@@ -34,6 +34,7 @@ from callgate.channels.legs import (
     EventFeed,
     HeldError,
     IllegalLegTransition,
+    LegIdentity,
     LegState,
     LegStateMachine,
 )
@@ -169,7 +170,7 @@ class SimPlayback:
         await asyncio.shield(self._task)
 
 
-class SimCall:
+class SimCall(LegIdentity):
     """One leg of a simulated call (the Call protocol), plus the driver's side of it."""
 
     def __init__(
@@ -218,34 +219,6 @@ class SimCall:
     def started_at(self) -> float:
         """The clock reading the call's times are counted from."""
         return self._shared.started_at
-
-    @property
-    def call_id(self) -> str:
-        return self._call_id
-
-    @property
-    def from_number(self) -> str:
-        return self._from
-
-    @property
-    def to_number(self) -> str:
-        return self._to
-
-    @property
-    def caller_name(self) -> str:
-        return self._caller_name
-
-    @property
-    def state(self) -> LegState:
-        return self._machine.state
-
-    @property
-    def ended(self) -> bool:
-        return self._machine.state is LegState.ENDED
-
-    @property
-    def held(self) -> bool:
-        return self._machine.state is LegState.HELD
 
     @property
     def timeline(self) -> Timeline:
