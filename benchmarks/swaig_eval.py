@@ -10,6 +10,7 @@ three times, and prints the best rate as `name: N/s`. Append a Benchmark to add 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import time
 from collections.abc import Callable
@@ -66,8 +67,83 @@ def template_round() -> int:
     return 100 * len(templates)
 
 
+# The seed's transfer-by-meta_data-table function: an expression-only data_map. The caller asks
+# for "Sales"; the first expression's nested lookup matches and renders a say, a SWML connect
+# and a stop (the branch a successful transfer takes).
+DATA_MAP_FUNCTION: dict[str, Any] = {
+    "function": "transfer",
+    "purpose": "use to transfer to a target",
+    "argument": {"type": "object", "properties": {"target": {"type": "string"}}},
+    "data_map": {
+        "expressions": [
+            {
+                "string": "${meta_data.table.${lc:args.target}}",
+                "pattern": "\\w+",
+                "output": {
+                    "response": "transferred, the call has ended.",
+                    "action": [
+                        {"say": "Please stand by while I connect your call."},
+                        {
+                            "SWML": {
+                                "version": "1.0.0",
+                                "sections": {
+                                    "main": [{"connect": {"to": "${meta_data.table.${lc:args.target}}"}}]
+                                },
+                            }
+                        },
+                        {"stop": True},
+                    ],
+                },
+            },
+            {
+                "string": "${args.target}",
+                "pattern": ".*",
+                "output": {
+                    "response": "I'm sorry, I was unable to transfer your call to ${input.args.target}."
+                },
+            },
+        ]
+    },
+    "meta_data": {"table": {"support": "+15551230001", "sales": "+15551230002"}},
+}
+
+
+def data_map_round() -> int:
+    """200 evaluations of DATA_MAP_FUNCTION's data_map (expressions, match, output rendering)."""
+    from callgate.swaig.datamap import WebhookRequest, evaluate
+    from callgate.swaig.fetch import Fetched
+    from callgate.swml.models import Function
+
+    function = Function.model_validate(DATA_MAP_FUNCTION)
+    data_map = function.data_map
+    if data_map is None:
+        raise SystemExit("DATA_MAP_FUNCTION has no data_map")
+    args = {"target": "Sales"}
+    call_data = {
+        "args": args,
+        "meta_data": function.meta_data,
+        "global_data": {},
+        "caller_id_num": "+15557654321",
+    }
+    ctx = {**call_data, "input": dict(call_data)}
+
+    async def no_request(request: WebhookRequest) -> Fetched:
+        raise AssertionError("an expression-only data_map requests nothing")
+
+    async def batch() -> str | None:
+        response = None
+        for _ in range(200):
+            response = (await evaluate(data_map, ctx, args, no_request)).response
+        return response
+
+    if asyncio.run(batch()) != "transferred, the call has ended.":
+        raise SystemExit("data_map benchmark: the transfer expression did not match")
+    return 200
+
+
 BENCHMARKS: list[Benchmark] = [
     Benchmark("template expansions", template_round),
+    Benchmark("expression-only data_map evaluations", data_map_round),
 ]
 
 
