@@ -38,6 +38,7 @@ def test_an_appended_benchmark_is_printed_too() -> None:
     lines = _run("-c", code)
     assert [LINE.match(line).group("name") for line in lines] == [  # type: ignore[union-attr]
         "template expansions",
+        "expression-only data_map evaluations",
         "second figure",
     ]
 

@@ -43,6 +43,7 @@ FALLBACK_FAILED = "I'm sorry, I'm having trouble answering right now. Could you 
 GOODBYE_BROKEN = "I'm sorry, I'm having technical difficulties. Please call back later. Goodbye."
 MAX_MODEL_FAILURES = 2
 FILLER_AFTER_SECONDS = 1.0
+MAX_WAIT_SECONDS = 600.0  # a native wait_seconds never holds the call longer than this
 
 
 @dataclass
@@ -67,6 +68,7 @@ class _Pending:
     stop: bool = False
     transfer_call_id: str | None = None  # the tool call whose result is the transfer's outcome
     swml_failure: str | None = None  # a function's SWML connect failed: the rest of its actions are skipped
+    wait_for_user: bool = False  # stay quiet until the caller speaks: no new model request
     user_inputs: list[str] = field(default_factory=list)
 
 
@@ -401,6 +403,8 @@ class AgentSession:
             return RoundResult(again=True)
         if pending.stop:
             return RoundResult(stopped=True)
+        if pending.wait_for_user:
+            return RoundResult()
         if self._phrase_hit is not None:
             await self._end(Hangup(EndedReason.ASSISTANT_SAID_END_CALL_PHRASE, self._phrase_hit))
             return RoundResult(ended=True)
@@ -550,6 +554,13 @@ class AgentSession:
                     self._background = None
             elif isinstance(action, act.Hold):
                 self.note("hold-action", timeout=action.timeout)
+            elif isinstance(action, act.WaitSeconds):
+                # The caller asked for time: the agent stays quiet, and this is not caller silence.
+                await self.clock.sleep(min(max(action.seconds, 0.0), MAX_WAIT_SECONDS))
+            elif isinstance(action, act.WaitForUser):
+                pending.wait_for_user = action.enabled
+            elif isinstance(action, act.ChangeContext | act.ChangeStep):
+                self.note("unsupported-action", action=type(action).__name__, name=action.name)
             elif isinstance(action, act.UnknownAction):
                 self.note("unknown-action", name=action.name)
             # toggle_functions, set/unset meta/global data: applied by the functions runtime.
