@@ -66,7 +66,14 @@ class Transfer:
     function: str | None = None
 
 
-Decision = Hangup | Transfer
+@dataclass(frozen=True)
+class HoldCaller:
+    """Put the caller on hold (no audio either way) for `seconds`, then take them off (SWAIG `hold`)."""
+
+    seconds: float
+
+
+Decision = Hangup | Transfer | HoldCaller
 
 
 @dataclass(frozen=True)

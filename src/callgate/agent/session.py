@@ -19,7 +19,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from callgate.agent.decisions import Decision, DynamicTarget, Hangup, Transfer, TransferOrigin, TransferResult
+from callgate.agent.decisions import (
+    Decision,
+    DynamicTarget,
+    Hangup,
+    HoldCaller,
+    Transfer,
+    TransferOrigin,
+    TransferResult,
+)
 from callgate.agent.history import Conversation, parse_arguments
 from callgate.agent.routes import Routes
 from callgate.agent.speaker import Speaker
@@ -553,7 +561,8 @@ class AgentSession:
                     await self._background.stop()
                     self._background = None
             elif isinstance(action, act.Hold):
-                self.note("hold-action", timeout=action.timeout)
+                await self.speaker.drain()
+                await self._decide(HoldCaller(action.timeout))
             elif isinstance(action, act.WaitSeconds):
                 # The caller asked for time: the agent stays quiet, and this is not caller silence.
                 await self.clock.sleep(min(max(action.seconds, 0.0), MAX_WAIT_SECONDS))

@@ -27,7 +27,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from callgate.agent.decisions import DEFAULT_ERR_MSG, Decision, Hangup, Transfer, TransferResult
+from callgate.agent.decisions import (
+    DEFAULT_ERR_MSG,
+    Decision,
+    Hangup,
+    HoldCaller,
+    Transfer,
+    TransferResult,
+)
 from callgate.control.call_state import CallState, CallStateMachine
 from callgate.control.destinations import CallFacts, DestinationClient
 from callgate.control.policy import DestinationPolicy, Origin
@@ -78,6 +85,7 @@ class CallController:
         self._handoff: TransferHook | None = None
         # Set by the runtime: told when the caller leg starts transferring (drivers stop waiting
         # for the agent then: the caller may hang up while the destination rings).
+        # Called when the caller goes on hold or into a transfer (drivers stop waiting for the agent).
         self.on_transferring: Callable[[], None] | None = None
 
     # ------------------------------------------------------------ helpers
@@ -105,7 +113,34 @@ class CallController:
         if isinstance(decision, Hangup):
             await self.hangup(decision.reason, decision.detail)
             return None
+        if isinstance(decision, HoldCaller):
+            await self.hold_for(decision.seconds)
+            return None
         return await self.execute_transfer(decision)
+
+    def _held(self) -> bool:
+        return self.state.state is CallState.HELD
+
+    async def hold_for(self, seconds: float) -> None:
+        """SWAIG `hold`: the caller hears nothing and is not heard for `seconds`, then comes back."""
+        if self.state.state != CallState.ACTIVE or seconds <= 0:
+            self.note("hold-skipped", state=str(self.state.state), seconds=seconds)
+            return
+        self.state.to(CallState.HELD)
+        self.note("hold", seconds=seconds)
+        if self.on_transferring is not None:
+            self.on_transferring()
+        try:
+            await self.call.hold()
+            await self.clock.sleep(seconds)
+        except CallEnded:
+            self.remote_hangup()
+            return
+        # Anything may have happened during the hold (a hang-up, a transfer): only a held call comes back.
+        if self._held() and not self.call.ended:
+            await self.call.unhold()
+            self.state.to(CallState.ACTIVE)
+            self.note("unhold")
 
     async def hangup(self, reason: EndedReason, detail: str = "") -> None:
         """End the call once; later requests (and their reasons) are ignored but logged."""
