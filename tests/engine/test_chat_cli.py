@@ -140,3 +140,31 @@ def test_chat_refuses_a_broken_document(tmp_path: Path, store: Path) -> None:
     assert proc.returncode == 1
     assert "sections.main[0].ai.params.inactivity_timeout" in proc.stdout + proc.stderr
     assert ":5:" in proc.stdout + proc.stderr  # the line is named
+
+
+def test_piped_lines_wait_for_each_answer_and_eof_hangs_up(store: Path) -> None:
+    scripts = {
+        "agent": [
+            {"text": "Hi, this is Frank."},
+            {"match": "first", "text": "Answer one."},
+            {"match": "second", "text": "Answer two."},
+        ]
+    }
+    with _ServerThread(scripts) as server:
+        env = {**os.environ, "CALLGATE_LLM_URL": server.base_url("agent"), "CALLGATE_DB": str(store)}
+        proc = subprocess.run(
+            [str(CALLGATE), "chat", str(ROOT / "examples/agents/ims_agent.yaml")],
+            input="first question\nsecond question\n",
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+        failures = list(server.failures)
+    assert proc.returncode == 0, proc.stderr
+    assert failures == []
+    out = proc.stdout
+    # Each answer comes after its question, and the end of input hangs up after the last answer.
+    assert out.index("first question") < out.index("Answer one.") < out.index("second question")
+    assert out.index("second question") < out.index("Answer two.")
+    assert "customer-ended-call" in out

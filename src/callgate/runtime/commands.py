@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
+import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated
 
@@ -53,7 +56,10 @@ def chat(
     """Talk to an agent in the terminal: type as the caller, watch its speech and every call event."""
     console = Console(highlight=False)
     loaded = _load(agent, console, CallInfo(from_number=from_number, to_number=to_number, caller_name=name))
-    outcome = asyncio.run(_converse(loaded, console, from_number, to_number, name, script=None))
+    # Typed at a terminal, lines go in as said (the caller may talk over the agent). Piped in, each line
+    # waits for the agent's answer to the one before, and the end of input hangs up after the last answer.
+    piped = None if sys.stdin.isatty() else _stdin_lines()
+    outcome = asyncio.run(_converse(loaded, console, from_number, to_number, name, lines=piped))
     raise typer.Exit(0 if outcome.ended_reason != "pipeline-error" else 1)
 
 
@@ -69,13 +75,63 @@ def demo() -> None:
             "[dim]The embedded model (SmolLM2-135M) is tiny and often talks nonsense; set CALLGATE_LLM_URL"
             " (and OPENAI_API_KEY) to any OpenAI-compatible endpoint for a real conversation.[/]"
         )
-    script = None if sys.stdin.isatty() else SCRIPTED_CALLER
-    if script is not None:
+    script = None
+    if not sys.stdin.isatty():
         console.print("[dim]No terminal on standard input: the caller's lines are scripted.[/]")
+        script = _listed(SCRIPTED_CALLER)
     outcome = asyncio.run(
-        _converse(loaded, console, "+15550100000", "+15550199999", "Demo caller", script=script)
+        _converse(loaded, console, "+15550100000", "+15550199999", "Demo caller", lines=script)
     )
     raise typer.Exit(0 if outcome.ended_reason != "pipeline-error" else 1)
+
+
+async def _type_lines(runner: CallRunner, call: ConsoleCall, lines: AsyncIterator[str]) -> None:
+    """Type each line once the agent has answered the one before; hang up after the last answer."""
+    ended = asyncio.ensure_future(runner.ended.wait())
+    try:
+        while True:
+            await runner.agent_idle()
+            following = asyncio.ensure_future(anext(lines, None))
+            await asyncio.wait({following, ended}, return_when=asyncio.FIRST_COMPLETED)
+            if runner.ended.is_set():
+                following.cancel()
+                return
+            line = following.result()
+            if line is None:
+                break
+            if line.strip():
+                call.type_line(line)
+                await _until_heard(runner)
+        await runner.agent_idle()
+        if not runner.ended.is_set():
+            call.type_line("/hangup")
+    finally:
+        ended.cancel()
+
+
+async def _listed(lines: list[str]) -> AsyncIterator[str]:
+    for line in lines:
+        yield line
+
+
+async def _stdin_lines() -> AsyncIterator[str]:
+    """Lines of a piped standard input as they arrive. A daemon thread reads: a blocking read cannot
+    be cancelled, and a daemon thread never keeps the process alive after the call."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def read() -> None:
+        try:
+            for line in iter(sys.stdin.readline, ""):
+                loop.call_soon_threadsafe(queue.put_nowait, line)
+        except (OSError, ValueError):  # closed stream
+            pass
+        with contextlib.suppress(RuntimeError):  # the loop has closed
+            loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    threading.Thread(target=read, name="stdin-lines", daemon=True).start()
+    while (line := await queue.get()) is not None:
+        yield line
 
 
 def _context(loaded: LoadResult, from_number: str, name: str, to_number: str) -> CallContext:
@@ -116,7 +172,7 @@ async def _converse(
     from_number: str,
     to_number: str,
     name: str,
-    script: list[str] | None,
+    lines: AsyncIterator[str] | None,
 ) -> CallOutcome:
     clock = SystemClock()
     switch = ConsoleSwitch(console)
@@ -127,9 +183,9 @@ async def _converse(
         from_number=from_number,
         to_number=to_number,
         caller_name=name,
-        read_input=script is None,
+        read_input=lines is None,
     )
-    if script is None:
+    if lines is None:
         call.install_sigint()
         console.print(f"[dim]{HELP}[/]")
     env = dict(os.environ)
@@ -156,16 +212,8 @@ async def _converse(
         )
         runner = CallRunner(setup)
         task = asyncio.create_task(runner.run())
-        if script is not None:
-            for line in script:
-                await runner.agent_idle()
-                if runner.ended.is_set():
-                    break
-                call.type_line(line)
-                await _until_heard(runner)
-            await runner.agent_idle()
-            if not runner.ended.is_set():
-                call.type_line("/hangup")
+        if lines is not None:
+            await _type_lines(runner, call, lines)
         try:
             outcome = await task
             if store is not None:
