@@ -29,14 +29,21 @@ from callgate.agent.decisions import (
     TransferResult,
 )
 from callgate.agent.history import Conversation, parse_arguments
+from callgate.agent.reply import ReplySpeech
 from callgate.agent.routes import Routes
 from callgate.agent.speaker import Speaker
 from callgate.agent.transfer_targets import choose_target, is_dynamic, tool_schema
 from callgate.llm.client import ChatModel
-from callgate.llm.commands import BadCommand, CommandFilter, HangupCommand, Speech, TransferCommand
 from callgate.llm.phrases import match_end_call_phrase
-from callgate.llm.sentences import SentenceSplitter
-from callgate.llm.types import ModelError, ModelSettings, StreamDone, TextDelta, ToolCall, ToolCallsReady
+from callgate.llm.types import (
+    ModelError,
+    ModelSettings,
+    StreamDone,
+    TextDelta,
+    ToolCall,
+    ToolCallsReady,
+    fallback_text,
+)
 from callgate.swaig import actions as act
 from callgate.swaig.runtime import FunctionResult, FunctionRuntime
 from callgate.swml.models import AI
@@ -46,8 +53,6 @@ from callgate.timeline import CallOutcome, FunctionCallRecord
 
 log = logging.getLogger(__name__)
 
-FALLBACK_CUT = "Sorry, I lost my train of thought there. Could you say that again?"
-FALLBACK_FAILED = "I'm sorry, I'm having trouble answering right now. Could you say that again?"
 GOODBYE_BROKEN = "I'm sorry, I'm having technical difficulties. Please call back later. Goodbye."
 MAX_MODEL_FAILURES = 2
 FILLER_AFTER_SECONDS = 1.0
@@ -238,74 +243,32 @@ class AgentSession:
     # ------------------------------------------------------------ one model request
 
     async def _model_round(self) -> RoundResult:
-        commands = CommandFilter(enabled=self.ai.params.text_commands)
-        splitter = SentenceSplitter()
-        raw_text: list[str] = []
+        reply = ReplySpeech(self.speaker, text_commands=self.ai.params.text_commands, note=self.note)
         tool_calls: list[ToolCall] = []
-        pending = _Pending()
         tools = self._tools()
         self.note("model-request", messages=len(self.conversation.request_messages()))
-
-        def speak(text: str) -> None:
-            for sentence in splitter.feed(text):
-                self.speaker.say_soon(sentence)
-
-        def handle(pieces: list[Any]) -> None:
-            for piece in pieces:
-                if (pending.hangup or pending.transfer) and isinstance(piece, Speech):
-                    continue  # a command ends the turn's speech: nothing after it is spoken
-                if isinstance(piece, Speech):
-                    speak(piece.text)
-                elif isinstance(piece, HangupCommand):
-                    for sentence in splitter.flush():
-                        self.speaker.say_soon(sentence)
-                    if pending.hangup is None and pending.transfer is None:
-                        self.note("command", command="hangup", endword=piece.endword)
-                        if piece.endword:
-                            self.speaker.say_soon(piece.endword)
-                        pending.hangup = Hangup(EndedReason.ASSISTANT_ENDED_CALL, "imsagent_hangup")
-                elif isinstance(piece, TransferCommand):
-                    for sentence in splitter.flush():
-                        self.speaker.say_soon(sentence)
-                    if pending.hangup is None and pending.transfer is None:
-                        self.note("command", command="transfer", callee=piece.callee)
-                        pending.transfer = Transfer(
-                            destination=piece.callee,
-                            source="ims",
-                            caller_id=piece.caller or None,
-                            msg=piece.msg or None,
-                            err_msg=piece.err_msg or None,
-                            origin="model",
-                        )
-                elif isinstance(piece, BadCommand):
-                    self.note("bad-command", raw=piece.raw, reason=piece.reason)
-
         try:
             async for event in self.model.stream(
                 self.conversation.request_messages(), tools or None, self.settings
             ):
                 if isinstance(event, TextDelta):
-                    raw_text.append(event.text)
-                    handle(commands.feed(event.text))
+                    reply.feed(event.text)
                 elif isinstance(event, ToolCallsReady):
                     tool_calls = list(event.calls)
                 elif isinstance(event, StreamDone):
                     self.input_tokens += event.input_tokens
                     self.output_tokens += event.output_tokens
-            handle(commands.flush())
-            for sentence in splitter.flush():
-                self.speaker.say_soon(sentence)
         except ModelError as error:
-            return await self._model_failed(error, commands, splitter, raw_text, handle)
+            return await self._model_failed(error, reply)
+        reply.finish()
         self._model_failures = 0
-        text = "".join(raw_text)
-        self.conversation.add_assistant(text, tool_calls, self.now())
-        if text:
-            self.note("assistant", text=text)
+        self.conversation.add_assistant(reply.text, tool_calls, self.now())
+        if reply.text:
+            self.note("assistant", text=reply.text)
 
-        if pending.hangup or pending.transfer:
+        if reply.command:
             # A text command ends the turn: tool calls in the same answer are not run.
-            return await self._finish_command(pending)
+            return await self._finish_command(reply)
         if tool_calls:
             return await self._run_tools(tool_calls)
         await self.speaker.drain()
@@ -314,40 +277,30 @@ class AgentSession:
             return RoundResult(ended=True)
         return RoundResult()
 
-    async def _model_failed(
-        self,
-        error: ModelError,
-        commands: CommandFilter,
-        splitter: SentenceSplitter,
-        raw_text: list[str],
-        handle: Callable[[list[Any]], None],
-    ) -> RoundResult:
+    async def _model_failed(self, error: ModelError, reply: ReplySpeech) -> RoundResult:
         """A broken stream: say what was said, then a short fallback — never silence."""
         self.note("model-error", error_kind=error.kind, message=str(error))
-        handle(commands.flush())
-        for sentence in splitter.flush():
-            self.speaker.say_soon(sentence)
-        text = "".join(raw_text)
-        if text:
-            self.conversation.add_assistant(text, [], self.now())
+        reply.finish()
+        if reply.text:
+            self.conversation.add_assistant(reply.text, [], self.now())
         self._model_failures += 1
-        if error.kind == "config" or (self._model_failures >= MAX_MODEL_FAILURES and not text):
+        if error.kind == "config" or (self._model_failures >= MAX_MODEL_FAILURES and not reply.text):
             self.result = "failed"
             self.speaker.say_soon(GOODBYE_BROKEN)
             await self.speaker.drain()
             await self._end(Hangup(EndedReason.PIPELINE_ERROR, error.kind))
             return RoundResult(ended=True)
-        self.speaker.say_soon(FALLBACK_CUT if text else FALLBACK_FAILED)
+        self.speaker.say_soon(fallback_text(ModelError(error.kind, error.message, bool(reply.text))))
         await self.speaker.drain()
         return RoundResult()
 
-    async def _finish_command(self, pending: _Pending) -> RoundResult:
+    async def _finish_command(self, reply: ReplySpeech) -> RoundResult:
         await self.speaker.drain()
-        if pending.hangup is not None:
-            await self._end(pending.hangup)
+        if reply.hangup is not None:
+            await self._end(reply.hangup)
             return RoundResult(ended=True)
-        assert pending.transfer is not None
-        result = await self._decide(pending.transfer)
+        assert reply.transfer is not None
+        result = await self._decide(reply.transfer)
         if result is not None and result.outcome in ("completed", "cancelled"):
             return RoundResult(ended=True)
         # A failed IMS transfer: control spoke err_msg; wait for the caller.
