@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,9 @@ def pg_url() -> Iterator[str]:
         with postgres_server() as url:
             yield url
     except PgUnavailable as exc:
+        # `make test` installs PostgreSQL; in CI a missing server is a failure, never a quiet skip.
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required in CI: {exc}")
         pytest.skip(str(exc))
 
 
