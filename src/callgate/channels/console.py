@@ -30,7 +30,14 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.markup import escape
 
-from callgate.channels.legs import EventFeed, IllegalLegTransition, LegIdentity, LegState, LegStateMachine
+from callgate.channels.legs import (
+    EventFeed,
+    IllegalLegTransition,
+    LegIdentity,
+    LegState,
+    LegStateMachine,
+    check_bridgeable,
+)
 from callgate.telephony.base import (
     CallEnded,
     CallerSpeech,
@@ -354,13 +361,7 @@ class ConsoleSwitch:
     async def bridge(self, a: Any, b: Any) -> None:
         if not isinstance(a, ConsoleCall) or not isinstance(b, ConsoleCall):
             raise TypeError("the console switch bridges only console legs")
-        if a is b:
-            raise ValueError("cannot bridge a leg to itself")
-        for call in (a, b):
-            if call.ended:
-                raise CallEnded(f"leg {call.leg} has ended")
-            if call.state not in (LegState.ACTIVE, LegState.HELD):
-                raise IllegalLegTransition(f"a {call.state} leg cannot be bridged")
+        check_bridgeable(a, b)
         for call in (a, b):
             call._machine.move(LegState.BRIDGED)
         self.bridges.append((a.leg, b.leg))

@@ -149,3 +149,14 @@ class LegIdentity:
     @property
     def held(self) -> bool:
         return self._machine.state is LegState.HELD
+
+
+def check_bridgeable(a: LegIdentity, b: LegIdentity) -> None:
+    """Two distinct legs, both up (active or held), or a clear error."""
+    if a is b:
+        raise ValueError("cannot bridge a leg to itself")
+    for call in (a, b):
+        if call.ended:
+            raise CallEnded(f"leg {getattr(call, 'leg', call.call_id)} has ended")
+        if call.state not in (LegState.ACTIVE, LegState.HELD):
+            raise IllegalLegTransition(f"a {call.state} leg cannot be bridged")

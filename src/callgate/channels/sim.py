@@ -37,6 +37,7 @@ from callgate.channels.legs import (
     LegIdentity,
     LegState,
     LegStateMachine,
+    check_bridgeable,
 )
 from callgate.durations import Duration
 from callgate.telephony.base import (
@@ -536,13 +537,7 @@ class SimSwitch:
     async def bridge(self, a: Any, b: Any) -> None:
         if not isinstance(a, SimCall) or not isinstance(b, SimCall):
             raise TypeError("the sim switch bridges only sim legs")
-        if a is b:
-            raise ValueError("cannot bridge a leg to itself")
-        for call in (a, b):
-            if call.ended:
-                raise CallEnded(f"leg {call.leg} has ended")
-            if call.state not in (LegState.ACTIVE, LegState.HELD):
-                raise IllegalLegTransition(f"a {call.state} leg cannot be bridged")
+        check_bridgeable(a, b)
         for call, other in ((a, b), (b, a)):
             call._move(LegState.BRIDGED)
             call.bridged_with = other

@@ -66,6 +66,18 @@ class CallerLeg(Protocol):
         ...
 
 
+async def perform(turn: Turn, leg: CallerLeg, clock: Clock) -> None:
+    """Do one turn as the party on `leg` (the caller, or a supervisor on a dialled leg)."""
+    if isinstance(turn, UserTurn):
+        await leg.caller_says(turn.user)
+    elif isinstance(turn, WaitTurn):
+        await clock.sleep(turn.wait)
+    elif isinstance(turn, DtmfTurn):
+        await leg.press(turn.dtmf)
+    elif isinstance(turn, HangupTurn):
+        await leg.remote_hangup()
+
+
 def describe_turn(turn: Turn) -> str:
     if isinstance(turn, UserTurn):
         return f"user: {turn.user!r}"
@@ -164,14 +176,7 @@ class TurnDriver:
             await asyncio.sleep(0)
 
     async def _perform(self, turn: Turn) -> None:
-        if isinstance(turn, UserTurn):
-            await self._caller.caller_says(turn.user)
-        elif isinstance(turn, WaitTurn):
-            await self._clock.sleep(turn.wait)
-        elif isinstance(turn, DtmfTurn):
-            await self._caller.press(turn.dtmf)
-        elif isinstance(turn, HangupTurn):
-            await self._caller.remote_hangup()
+        await perform(turn, self._caller, self._clock)
 
     def _skip(self, index: int, why: str) -> None:
         self._note("turn-skipped", index=index, turn=describe_turn(self._turns[index]), reason=why)
@@ -258,14 +263,7 @@ class LegDriver:
             await asyncio.gather(idle, gone, return_exceptions=True)
 
     async def _perform(self, turn: Turn) -> None:
-        if isinstance(turn, UserTurn):
-            await self._leg.caller_says(turn.user)
-        elif isinstance(turn, WaitTurn):
-            await self._clock.sleep(turn.wait)
-        elif isinstance(turn, DtmfTurn):
-            await self._leg.press(turn.dtmf)
-        elif isinstance(turn, HangupTurn):
-            await self._leg.remote_hangup()
+        await perform(turn, self._leg, self._clock)
 
     def _note(self, kind: str, **data: object) -> None:
         self._timeline.add(self._now(), kind, self._name, **data)
