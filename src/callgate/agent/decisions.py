@@ -61,6 +61,9 @@ class Transfer:
     headers: dict[str, str] = field(default_factory=dict)
     # Where the destination came from, for the destination policy (issue: transfers).
     origin: TransferOrigin = "document"
+    # With origin "server": every value the server's answer held. The destination counts as the
+    # server's choice only if it is one of them (a template filled from model arguments is not).
+    server_values: frozenset[str] | None = None  # None: not tracked (a routing server's answer)
     extension: str | None = None
     dynamic: DynamicTarget | None = None
     function: str | None = None

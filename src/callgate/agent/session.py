@@ -85,7 +85,9 @@ class _Pending:
     user_inputs: list[str] = field(default_factory=list)
 
 
-SwmlRunner = Callable[[dict[str, Any], bool, TransferOrigin], Awaitable[tuple[bool, str | None]]]
+SwmlRunner = Callable[
+    [dict[str, Any], bool, TransferOrigin, frozenset[str] | None], Awaitable[tuple[bool, str | None]]
+]
 """Runs a SWML document from a function's action in the call.
 
 Arguments: the document, whether the action is final (`transfer`), and where it came from
@@ -259,7 +261,10 @@ class AgentSession:
                     self.input_tokens += event.input_tokens
                     self.output_tokens += event.output_tokens
         except ModelError as error:
-            return await self._model_failed(error, reply)
+            if not reply.command:
+                return await self._model_failed(error, reply)
+            # The command arrived whole before the stream broke: it stands (the goodbye is said).
+            self.note("model-error", error_kind=error.kind, message=str(error), after="command")
         reply.finish()
         self._model_failures = 0
         self.conversation.add_assistant(reply.text, tool_calls, self.now())
@@ -309,21 +314,28 @@ class AgentSession:
     # ------------------------------------------------------------ tools
 
     async def _run_tools(self, calls: list[ToolCall]) -> RoundResult:
-        pending = _Pending()
         # Functions run concurrently; their results and actions are applied in the model's order.
         tasks: dict[str, asyncio.Task[FunctionResult]] = {}
         for call in calls:
             if self.routes.builtin_for(call.name) is None:
                 tasks[call.id] = asyncio.create_task(self.functions.call(call.name, call.arguments))
+        try:
+            return await self._apply_tool_calls(calls, tasks)
+        finally:
+            # The caller may leave mid-function: no webhook goes on working for a call that is over.
+            for task in tasks.values():
+                task.cancel()
+
+    async def _apply_tool_calls(
+        self, calls: list[ToolCall], tasks: dict[str, asyncio.Task[FunctionResult]]
+    ) -> RoundResult:
+        pending = _Pending()
         if tasks:
             await self._fill_while_waiting(calls, tasks)
         for call in calls:
             if pending.hangup or pending.stop or (pending.transfer and call.id != pending.transfer_call_id):
-                # Every tool call gets a result, even those the ending turn leaves unrun.
-                task = tasks.get(call.id)
-                if task is not None:
-                    task.cancel()
-                self.conversation.add_tool_result(call.id, "Not run: the call is ending.", self.now())
+                # Every tool call gets a result, even those the ending turn leaves unused.
+                self.conversation.add_tool_result(call.id, "Ignored: the call is ending.", self.now())
                 continue
             builtin = self.routes.builtin_for(call.name)
             arguments = parse_arguments(call.arguments)
@@ -339,7 +351,12 @@ class AgentSession:
             if result.builtin is not None:
                 await self._builtin(result.builtin, call, result.args, pending)
             pending.swml_failure = None
-            await self._apply_actions(result.actions, pending, "server" if result.from_server else "document")
+            await self._apply_actions(
+                result.actions,
+                pending,
+                "server" if result.from_server else "document",
+                result.server_values,
+            )
             response = result.response
             if pending.swml_failure is not None:
                 # The transfer the function asked for did not happen; the model must know why.
@@ -475,7 +492,11 @@ class AgentSession:
         self._idle.clear()
 
     async def _apply_actions(
-        self, actions: list[act.Action], pending: _Pending, origin: TransferOrigin = "document"
+        self,
+        actions: list[act.Action],
+        pending: _Pending,
+        origin: TransferOrigin = "document",
+        server_values: frozenset[str] | None = None,
     ) -> None:
         for action in actions:
             if pending.hangup or pending.transfer:
@@ -488,7 +509,9 @@ class AgentSession:
                 pending.hangup = Hangup(EndedReason.ASSISTANT_ENDED_CALL, "hangup action")
             elif isinstance(action, act.Swml):
                 await self.speaker.drain()
-                handed_on, failure = await self._run_swml(action.document, action.transfer, origin)
+                handed_on, failure = await self._run_swml(
+                    action.document, action.transfer, origin, server_values
+                )
                 if handed_on or not self._is_live():
                     self._finished = True
                     pending.stop = True

@@ -48,6 +48,7 @@ class SwmlContext:
     sms_webhook_url: str | None = None
     variables: dict[str, Any] = field(default_factory=dict)
     origin: TransferOrigin = "document"
+    server_values: frozenset[str] | None = None
     # A function's SWML action stops at a failed connect so the model hears why; the document's
     # own sections go on with the next verb (SignalWire sets `connect_result` and continues).
     stop_on_failed_transfer: bool = False
@@ -128,6 +129,7 @@ class SwmlInterpreter:
                     caller_id=caller_id,
                     headers=headers,
                     origin=self.ctx.origin,
+                    server_values=self.ctx.server_values,
                 )
             )
             ok = transfer_result is None or transfer_result.outcome == "completed"

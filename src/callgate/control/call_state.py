@@ -15,7 +15,8 @@ class CallState(StrEnum):
 
 
 _ALLOWED: dict[CallState, frozenset[CallState]] = {
-    CallState.RINGING: frozenset({CallState.ACTIVE, CallState.ENDED}),
+    # A ringing call can be rejected (SWML `hangup` before `answer`), or transferred (which answers).
+    CallState.RINGING: frozenset({CallState.ACTIVE, CallState.ENDING, CallState.ENDED}),
     CallState.ACTIVE: frozenset({CallState.HELD, CallState.TRANSFERRING, CallState.ENDING, CallState.ENDED}),
     CallState.HELD: frozenset({CallState.ACTIVE, CallState.TRANSFERRING, CallState.ENDING, CallState.ENDED}),
     CallState.TRANSFERRING: frozenset({CallState.ACTIVE, CallState.HELD, CallState.ENDING, CallState.ENDED}),

@@ -37,7 +37,8 @@ from callgate.agent.decisions import (
 )
 from callgate.control.call_state import CallState, CallStateMachine
 from callgate.control.destinations import CallFacts, DestinationClient
-from callgate.control.policy import DestinationPolicy, Origin
+from callgate.control.policy import DestinationPolicy, Origin, normalise
+from callgate.swaig.fetch import safe_url
 from callgate.telephony.base import Call, CallEnded, Destination, DialFailed, EndedReason, Switch
 from callgate.telephony.clock import Clock
 from callgate.timeline import CallOutcome, TransferRecord
@@ -195,7 +196,9 @@ class CallController:
             if isinstance(resolved, TransferResult):
                 return resolved
             decision = resolved
-        refusal = self.check_destination(decision.destination, decision.origin, decision.caller_id)
+        refusal = self.check_destination(
+            decision.destination, _effective_origin(decision), decision.caller_id
+        )
         if refusal is not None:
             return await self._refuse(decision, refusal)
         if decision.destination.startswith("assistant:"):
@@ -213,7 +216,8 @@ class CallController:
         """Ask the destination server (Vapi `transfer-destination-request`)."""
         target = decision.dynamic
         assert target is not None
-        self.note("transfer-destination-request", url=target.url.split("?", 1)[0])
+        # Never the credentials (user:pass@) nor the query string: the timeline is stored and shown.
+        self.note("transfer-destination-request", url=safe_url(target.url).split("?", 1)[0])
         if self.destinations is None:
             answer_failure: str | None = "destination-error: no destination server client"
             resolved = None
@@ -353,3 +357,12 @@ class CallController:
         self._mark_ended(EndedReason.ASSISTANT_FORWARDED_CALL, decision.destination)
         self.state.to(CallState.ENDED)
         return TransferResult("completed")
+
+
+def _effective_origin(decision: Transfer) -> Origin:
+    """A "server" destination must really be in the server's answer; one a template filled from the
+    model's arguments (`connect: {to: "${args.number}"}` in a webhook's output) is the model's."""
+    if decision.origin != "server" or decision.server_values is None:
+        return decision.origin
+    returned = {normalise(value) for value in decision.server_values}
+    return "server" if normalise(decision.destination) in returned else "model"

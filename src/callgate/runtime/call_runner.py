@@ -254,11 +254,16 @@ class CallRunner:
         return await self.controller.execute(decision)
 
     async def _run_swml_action(
-        self, document: dict[str, Any], transfer: bool, origin: TransferOrigin = "document"
+        self,
+        document: dict[str, Any],
+        transfer: bool,
+        origin: TransferOrigin = "document",
+        server_values: frozenset[str] | None = None,
     ) -> tuple[bool, str | None]:
         """A function's SWML action runs on the call now: (handed the call on?, why a connect failed).
 
-        `origin`: "server" when a webhook returned the SWML, else "document" (destination policy)."""
+        `origin`: "server" when a webhook returned the SWML, else "document"; `server_values` are the
+        values that server's answer held (destination policy)."""
         sections_raw = document.get("sections", document)
         sections: dict[str, list[Verb]] = {}
         if isinstance(sections_raw, dict):
@@ -271,6 +276,7 @@ class CallRunner:
                         for key, value in item.items()
                     ]
         context = self._swml_context(origin)
+        context.server_values = server_values
         context.stop_on_failed_transfer = True
         interpreter = SwmlInterpreter(context, sections)
         await interpreter.run(hang_up_at_end=False)
@@ -416,8 +422,7 @@ class CallRunner:
                 await session.speaker.say(policy.goodbye)
             except CallEnded:
                 return
-            await self.controller.hangup(EndedReason.SILENCE_TIMED_OUT)
-            session.close()
+            await self._end_from_timer(EndedReason.SILENCE_TIMED_OUT, session)
 
         def on_attention(prompt: str) -> None:
             self.note("attention-timeout", seconds=policy.attention)
@@ -438,10 +443,17 @@ class CallRunner:
                 session.submit_prompt("hard_stop", prompt)
                 return
             await session.speaker.drain()
-            await self.controller.hangup(EndedReason.EXCEEDED_MAX_DURATION)
-            session.close()
+            await self._end_from_timer(EndedReason.EXCEEDED_MAX_DURATION, session)
 
         return asyncio.create_task(fire(), name="hard-stop")
+
+    async def _end_from_timer(self, reason: EndedReason, session: AgentSession) -> None:
+        """A timer ends the call: hang up, then stop whatever the agent still had in flight (a model
+        stream, a function, a warm transfer briefing a supervisor), as when the caller hangs up."""
+        await self.controller.hangup(reason)
+        session.close()
+        if self._main is not None and not self._main.done():
+            self._main.cancel()
 
     # ------------------------------------------------------------ caller events
 

@@ -77,6 +77,24 @@ class FunctionResult:
     post_process: bool = False
     warnings: list[str] = field(default_factory=list)
     from_server: bool = False
+    # Every string in the server's answer: a destination counts as the server's choice only if the
+    # server really returned it (not if a template filled it from the model's arguments).
+    server_values: frozenset[str] | None = None
+
+
+def scalar_strings(data: Any, limit: int = 10_000) -> frozenset[str]:
+    """Every string and number in a JSON answer (bounded), for telling server-chosen values apart."""
+    found: set[str] = set()
+    stack = [data]
+    while stack and len(found) < limit:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str | int | float) and not isinstance(item, bool):
+            found.add(str(item).strip())
+    return frozenset(found)
 
 
 def failure_text(name: str, reason: str) -> str:
@@ -296,6 +314,8 @@ class FunctionRuntime:
             name, outcome.response or "", error=outcome.error, args=arguments.args, warnings=outcome.warnings
         )
         result.from_server = outcome.source.startswith("data_map.webhooks")
+        if result.from_server:
+            result.server_values = scalar_strings(outcome.webhook_answer)
         self._finish(result, outcome.action, token)
         return result
 
@@ -323,7 +343,9 @@ class FunctionRuntime:
         raw_response = answer.get("response")
         response = expand(raw_response, ctx) if isinstance(raw_response, str) else _as_text(raw_response)
         raw_actions = answer.get("action", [])
-        result = FunctionResult(name, response, args=arguments.args, from_server=True)
+        result = FunctionResult(
+            name, response, args=arguments.args, from_server=True, server_values=scalar_strings(answer)
+        )
         result.post_process = answer.get("post_process") is True
         self._finish(result, expand_value(raw_actions, ctx), token)
         return result
