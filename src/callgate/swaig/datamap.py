@@ -30,7 +30,7 @@ from callgate.swaig.fetch import Fetched, safe_url
 from callgate.swaig.matching import matches
 from callgate.swaig.render import render_tree
 from callgate.swml.models import DataMap, Expression, Output, Webhook
-from callgate.template import expand, expand_value, lookup
+from callgate.template import expand, expand_url, expand_value, lookup
 
 GENERIC_ERROR = "There was an error processing this request."
 
@@ -113,7 +113,7 @@ def eligible(webhook: Webhook, args: Mapping[str, Any]) -> bool:
 
 
 def build_request(webhook: Webhook, ctx: Mapping[str, Any], args: Mapping[str, Any]) -> WebhookRequest:
-    url = expand(webhook.url, ctx).strip()
+    url = expand_url(webhook.url, ctx).strip()  # the model's arguments cannot reshape the URL
     body: Any = None
     if webhook.params is not None:
         body = expand_value(webhook.params, ctx)

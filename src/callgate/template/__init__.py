@@ -20,12 +20,14 @@ Syntax
   part of the path.
 - Non-string values render as JSON: ``true``/``false``, ``42``, ``1.5``, compact objects and
   lists; None renders as "".
+- ``expand_url`` (webhook URLs) also percent-encodes the model's arguments (``args.…``,
+  ``input.args.…``) without ``enc:``, so an argument cannot change a URL's path or query.
 - An unclosed ``${``, a lone ``$`` or ``}`` stay as written. Values are inserted once, never
   expanded again. Nesting deeper than 64 levels is kept as text.
 """
 
-from callgate.template.expand import expand, expand_value, has_placeholders
+from callgate.template.expand import expand, expand_url, expand_value, has_placeholders
 from callgate.template.paths import lookup
 from callgate.template.render import to_text
 
-__all__ = ["expand", "expand_value", "has_placeholders", "lookup", "to_text"]
+__all__ = ["expand", "expand_url", "expand_value", "has_placeholders", "lookup", "to_text"]

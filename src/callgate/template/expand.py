@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from callgate.template.parser import Expression, Placeholder, compile_template, parse_expression
 from callgate.template.paths import resolve
@@ -26,6 +27,32 @@ def expand(text: str, ctx: Mapping[str, Any]) -> str:
     for part in parts:
         out.append(part if part.__class__ is str else _placeholder_text(part, ctx))  # type: ignore[arg-type]
     return "".join(out)
+
+
+def expand_url(text: str, ctx: Mapping[str, Any]) -> str:
+    """`expand` for a URL: the model's arguments (`args.…`, `input.args.…`) are percent-encoded even
+    without `enc:`, so an argument such as `../admin?x=` or `a b#` cannot change the URL's path,
+    query or fragment (DESIGN §7). `enc:` still encodes once; other values go in as they are."""
+    if not isinstance(text, str):
+        return to_text(text)
+    out: list[str] = []
+    for part in compile_template(text):
+        if part.__class__ is str:
+            out.append(part)  # type: ignore[arg-type]
+            continue
+        try:
+            expression, found = _evaluate(part, ctx)  # type: ignore[arg-type]
+            piece = apply_modifiers(to_text(found), expression)
+            if not expression.encode and _from_model(expression.path):
+                piece = quote(piece, safe="", encoding="utf-8", errors="replace")
+        except Exception:
+            piece = ""
+        out.append(piece)
+    return "".join(out)
+
+
+def _from_model(path: tuple[Any, ...]) -> bool:
+    return bool(path) and (path[0] == "args" or (len(path) > 1 and path[0] == "input" and path[1] == "args"))
 
 
 def expand_value(value: Any, ctx: Mapping[str, Any]) -> Any:
