@@ -48,7 +48,7 @@ from callgate.swaig import actions as act
 from callgate.swaig.runtime import FunctionResult, FunctionRuntime
 from callgate.swml.models import AI
 from callgate.telephony.base import Call, CallEnded, EndedReason, Playback
-from callgate.telephony.clock import Clock
+from callgate.telephony.clock import Clock, Deadline, within
 from callgate.timeline import CallOutcome, FunctionCallRecord
 
 log = logging.getLogger(__name__)
@@ -392,9 +392,12 @@ class AgentSession:
         self, calls: list[ToolCall], tasks: dict[str, asyncio.Task[FunctionResult]]
     ) -> None:
         """Speak a filler if the functions take longer than a moment (languages/function fillers)."""
-        done, _ = await asyncio.wait(tasks.values(), timeout=FILLER_AFTER_SECONDS)
-        if len(done) == len(tasks):
+        try:
+            # asyncio.wait, not gather: running out of time must not cancel the functions themselves.
+            await within(self.clock, FILLER_AFTER_SECONDS, asyncio.wait(tasks.values()))
             return
+        except Deadline:
+            pass
         fillers = self._fillers_for(calls)
         if fillers:
             filler = fillers[self._filler_index % len(fillers)]

@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from callgate.telephony.clock import Clock
+from callgate.telephony.clock import Clock, Deadline, within
 
 DEFAULT_INACTIVITY_GOODBYE = "I haven't heard from you, disconnecting the call now. Thank you for your time."
 DEFAULT_INACTIVITY_MS = 600_000  # SignalWire's default: ten minutes
@@ -97,8 +97,8 @@ class SilenceWatch:
                 continue
             epoch = self._epoch
             started = self._clock.monotonic()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), timeout=deadline)
+            with contextlib.suppress(Deadline):
+                await within(self._clock, deadline, self._changed.wait())
             if self._epoch == epoch:
                 elapsed = self._clock.monotonic() - started
                 self._silence += elapsed

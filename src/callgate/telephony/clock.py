@@ -33,7 +33,7 @@ import selectors
 import socket
 import threading
 import time as _time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import Executor
 from types import TracebackType
 from typing import Any, Protocol, TypeVar, TypeVarTuple, cast, runtime_checkable
@@ -340,3 +340,32 @@ def _takes_argument(func: Callable[..., Any]) -> bool:
         if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
     ]
     return bool(positional)
+
+
+# ---------------------------------------------------------------- deadlines on the clock
+
+
+class Deadline(Exception):
+    """The clock ran out before the awaited work finished (the work was cancelled)."""
+
+
+async def within(clock: Clock, seconds: float, work: Awaitable[T]) -> T:
+    """`work`'s result, or Deadline after `seconds` on `clock` (the work is then cancelled)."""
+    task: asyncio.Future[T] = asyncio.ensure_future(work)
+    timer = asyncio.ensure_future(clock.sleep(max(0.0, seconds)))
+    pending: set[asyncio.Future[Any]] = {task, timer}
+    try:
+        await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        timer.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        raise
+    if task.done():
+        timer.cancel()
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(BaseException):
+        await task
+    raise Deadline(f"not done within {seconds:g}s")

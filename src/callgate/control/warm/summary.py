@@ -13,10 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from callgate.control.warm.timing import Deadline, within
 from callgate.llm.client import ChatModel
 from callgate.llm.types import ModelError, ModelSettings, TextDelta
-from callgate.telephony.clock import Clock
+from callgate.telephony.clock import Clock, Deadline, within
 
 DEFAULT_SUMMARY_PROMPT = (
     "You are preparing a warm transfer. Summarise the conversation below for the person who will "

@@ -31,7 +31,6 @@ from callgate.control.controller import CallController
 from callgate.control.warm.consult import ConsultFactory, ConsultVerdict
 from callgate.control.warm.states import CallerMachine, CallerState, SupervisorMachine, SupervisorState
 from callgate.control.warm.summary import Summary
-from callgate.control.warm.timing import Deadline, within
 from callgate.swml.models import TransferConfig
 from callgate.telephony.base import (
     Call,
@@ -42,6 +41,7 @@ from callgate.telephony.base import (
     Playback,
     SpeechRefused,
 )
+from callgate.telephony.clock import Deadline, within
 from callgate.timeline import TransferRecord
 
 log = logging.getLogger(__name__)
