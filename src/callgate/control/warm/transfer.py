@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from callgate.agent.decisions import Transfer, TransferResult
 from callgate.control.call_state import CallState
-from callgate.control.controller import CallController
+from callgate.control.controller import CallController, failure_code
 from callgate.control.warm.consult import ConsultFactory, ConsultVerdict
 from callgate.control.warm.states import CallerMachine, CallerState, SupervisorMachine, SupervisorState
 from callgate.control.warm.summary import Summary
@@ -127,6 +127,8 @@ class WarmTransfer:
                     self.note("warm-redirect-refused", to=new, code=refused.code)
                     self._record(new, "refused", refused.code)
                     await self._unhold()
+                    if decision.err_msg:  # as when the supervisor is not reached
+                        await self.call.say(decision.err_msg)
                     return refused
                 if attempt_no == MAX_ATTEMPTS - 1:
                     return await self._come_back(new, "too many redirects", decision)
@@ -161,7 +163,7 @@ class WarmTransfer:
             leg = await self.controller.switch.dial(target, caller_id, ring)
         except DialFailed as failure:
             self.supervisor.to(SupervisorState.FAILED)
-            return _Attempt("failed", failure.code)
+            return _Attempt("failed", failure_code(failure))
         self._leg = leg
         self.note("warm-answered", to=destination)
         self.supervisor.to(SupervisorState.SUMMARIZING)
