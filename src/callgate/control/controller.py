@@ -290,13 +290,7 @@ class CallController:
             self.note("transfer-failed", to=decision.destination, code=code)
             self.record(decision.destination, "blind", "failed", code)
             return TransferResult("failed", code)
-        try:
-            if decision.msg:
-                await self.call.say(decision.msg)
-        except CallEnded:
-            self.record(decision.destination, "blind", "cancelled")
-            self.remote_hangup()
-            return TransferResult("cancelled", "the caller hung up")
+        # The other agent is loaded first: `msg` is spoken only if it can take over, `err_msg` if not.
         result = await self._handoff(decision)
         self.record(decision.destination, "blind", result.outcome, result.code)
         self.note(
@@ -304,6 +298,13 @@ class CallController:
             to=decision.destination,
             code=result.code,
         )
+        spoken = decision.msg if result.ok else decision.err_msg
+        try:
+            if spoken:
+                await self.call.say(spoken)
+        except CallEnded:
+            self.remote_hangup()
+            return TransferResult("cancelled", "the caller hung up")
         return result
 
     async def transfer(self, decision: Transfer) -> TransferResult:

@@ -386,7 +386,9 @@ class CallRunner:
         try:
             document = await self._load_assistant(source)
         except DocumentError as exc:
-            return TransferResult("failed", f"destination-error: cannot load assistant {name!r}: {exc}")
+            # The details (paths, lines) go to the timeline; the model hears only what failed.
+            self.note("assistant-load-failed", assistant=name, error=str(exc))
+            return TransferResult("failed", f"destination-error: cannot load assistant {name!r}")
         ai = document.find_ai()
         if ai is None:
             return TransferResult("failed", f"destination-error: assistant {name!r} has no ai verb")
