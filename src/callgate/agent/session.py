@@ -272,7 +272,12 @@ class AgentSession:
             self.note("assistant", text=reply.text)
 
         if reply.command:
-            # A text command ends the turn: tool calls in the same answer are not run.
+            # A text command ends the turn, but functions called in the same reply still run first
+            # (their results are recorded; no new model request is made).
+            if tool_calls:
+                outcome = await self._run_tools(tool_calls)
+                if outcome.ended or outcome.stopped:
+                    return outcome
             return await self._finish_command(reply)
         if tool_calls:
             return await self._run_tools(tool_calls)

@@ -100,12 +100,14 @@ class SwmlInterpreter:
         args = verb.args if isinstance(verb.args, AI) else self._expand(verb.args)
         if name == "ai" and isinstance(args, AI):
             await self.ctx.answer()
+            self.ctx.variables.setdefault("answer_result", "success")
             result = await self.ctx.run_ai(args)
             self.ctx.variables["ai_result"] = result
             self.ctx.variables["return_value"] = result
             return None
         if name == "answer":
             await self.ctx.answer()
+            self.ctx.variables["answer_result"] = "success"
         elif name == "hangup":
             await self.ctx.decide(Hangup(EndedReason.ASSISTANT_ENDED_CALL, "swml hangup"))
         elif name in ("connect", "sip_refer", "transfer"):

@@ -122,6 +122,7 @@ class CallRunner:
         self.conversation: Conversation | None = None
         self.functions: FunctionRuntime | None = None
         self._early_speech: list[str] = []
+        self._main_variables: dict[str, Any] = {}
         self._watch: SilenceWatch | None = None
         self._main: asyncio.Task[None] | None = None
         self._session_ready = asyncio.Event()
@@ -192,7 +193,9 @@ class CallRunner:
 
     async def run(self) -> CallOutcome:
         events = asyncio.create_task(self._read_events(), name="call-events")
-        interpreter = SwmlInterpreter(self._swml_context(), self.setup.document.sections)
+        context = self._swml_context()
+        self._main_variables = context.variables
+        interpreter = SwmlInterpreter(context, self.setup.document.sections)
         self._main = asyncio.create_task(interpreter.run(), name="swml-main")
         try:
             await self._main
@@ -227,6 +230,11 @@ class CallRunner:
             sms_webhook_url=self._sms_webhook_url(),
             variables=self._variables(),
         )
+
+    def swml_results(self) -> dict[str, Any]:
+        """The SWML variables the call's verbs set (`ai_result`, `answer_result`, `return_value`…),
+        reported as SignalWire's SWMLVars."""
+        return {k: v for k, v in self._main_variables.items() if k.endswith("_result") or k == "return_value"}
 
     def _sms_webhook_url(self) -> str | None:
         """The document's `params.sms_webhook_url`, else the set-up's (CALLGATE_SMS_WEBHOOK_URL)."""
@@ -307,6 +315,8 @@ class CallRunner:
 
     async def _build_session(self, ai: AI, conversation: Conversation) -> AgentSession:
         setup = self.setup
+        if ai.params.app_name:
+            setup.context.app_name = ai.params.app_name  # webhooks and the report name the same app
         functions = FunctionRuntime(
             ai, setup.context, setup.http, clock=self.clock, guard_exempt=setup.guard_exempt
         )

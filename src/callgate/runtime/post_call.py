@@ -62,6 +62,7 @@ class CallRecordInput:
     ai_started_at: float | None = None
     ai_ended_at: float | None = None
     ended_at: float | None = None
+    swml_results: dict[str, Any] = field(default_factory=dict)  # ai_result, answer_result, …
 
 
 def record_input(runner: CallRunner) -> CallRecordInput:
@@ -84,6 +85,7 @@ def record_input(runner: CallRunner) -> CallRecordInput:
         ai_started_at=runner.ai_started_at,
         ai_ended_at=runner.ai_ended_at,
         ended_at=runner.ended_at,
+        swml_results=runner.swml_results(),
     )
 
 
@@ -138,7 +140,7 @@ def build_record(data: CallRecordInput, clock: Clock) -> CallRecord:
         total_input_tokens=data.input_tokens,
         total_output_tokens=data.output_tokens,
         times=data.times,
-        swml_vars=dict(ctx.swml_vars),
+        swml_vars={**ctx.swml_vars, **data.swml_results},
         global_data=data.global_data,
         post_prompt_url=_without_credentials(data.ai.post_prompt_url)
         if data.ai and data.ai.post_prompt_url
