@@ -49,7 +49,7 @@ from callgate.swaig.runtime import FunctionResult, FunctionRuntime
 from callgate.swml.models import AI
 from callgate.telephony.base import Call, CallEnded, EndedReason, Playback
 from callgate.telephony.clock import Clock, Deadline, within
-from callgate.timeline import CallOutcome, FunctionCallRecord
+from callgate.timeline import CallOutcome, FunctionCallRecord, TransferRecord
 
 log = logging.getLogger(__name__)
 
@@ -435,7 +435,10 @@ class AgentSession:
             return "Ignored: the call is already being ended or transferred."
         transfer = self._transfer_decision(call.name, arguments)
         if transfer is None:
-            return "Transfer failed: no destination was given."
+            code = "destination-error: no destination was given"
+            self.note("transfer-failed", function=call.name, code=code)
+            self.outcome.transfers.append(TransferRecord(to="", mode="blind", result="failed", reason=code))
+            return f"Transfer failed: {code}."
         pending.transfer_call_id = call.id
         pending.transfer = transfer
         return f"Transferring to {transfer.destination or 'the destination the server chooses'}."

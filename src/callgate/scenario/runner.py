@@ -28,6 +28,7 @@ from callgate.scenario.format import SCENARIO_SUFFIXES, Scenario, ScenarioError,
 from callgate.scenario.http_stubs import StubTransport
 from callgate.scenario.model_server import ScriptedModelServer
 from callgate.scenario.report import ScenarioResult
+from callgate.swml.errors import DocumentError
 from callgate.telephony.clock import Clock, VirtualClock, run_virtual
 from callgate.timeline import CallOutcome, Timeline
 
@@ -258,6 +259,13 @@ async def _run_call(
             except TimeoutError:
                 raise RuntimeError(f"post-call work did not finish within {FINISH_TIMEOUT:g}s") from None
             return outcome, transport
+    except DocumentError as exc:
+        # The agent document is broken or cannot be fetched: bad input, not an engine crash.
+        result.error = "agent: " + "; ".join(str(issue) for issue in exc.errors or exc.issues)
+        result.malformed = True
+        timeline.add(world.now(), "agent-invalid", error=result.error)
+        await world.caller.hangup("agent-invalid")
+        return None, transport
     except Exception as exc:  # a crash of the engine is a failed scenario, with what happened so far
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         result.error = f"the call crashed: {detail}"

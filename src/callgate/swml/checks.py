@@ -130,6 +130,14 @@ def _functions(ai: AI, loc: Loc, issues: IssueCollector) -> None:
 
 
 def _function_runner(function: Function, loc: Loc, issues: IssueCollector, has_default_hook: bool) -> None:
+    if function.builtin == "transfer":
+        transfer = function.transfer
+        if transfer is not None and transfer.destinations == [] and not transfer.destination_url:
+            # `destinations: []` is Vapi's dynamic transfer: without a server to ask it can never work.
+            issues.error(
+                (*loc, "transfer", "destination_url"),
+                "`transfer.destinations: []` asks a server for the destination: set transfer.destination_url",
+            )
     if function.builtin is not None:
         for other in ("data_map", "web_hook_url"):
             if getattr(function, other) is not None:
