@@ -214,7 +214,11 @@ def test_assistants_only_by_name() -> None:
                     {
                         "function": "t",
                         "builtin": "transfer",
-                        "transfer": {"destinations": [], "assistants": {"billing": "b.yaml"}},
+                        "transfer": {
+                            "destinations": [],
+                            "destination_url": "https://routing.example.com/transfer",
+                            "assistants": {"billing": "b.yaml"},
+                        },
                     }
                 ]
             }

@@ -51,6 +51,7 @@ from callgate.telephony.base import (
     MediaTimeout,
     RemoteHangup,
     SpeechStarted,
+    destination_key,
 )
 from callgate.telephony.clock import Clock
 from callgate.timeline import Timeline, Utterance
@@ -461,19 +462,13 @@ class SimSwitch:
         self._shared.timeline.add(self._shared.now(), kind, leg, **data)
 
     def find(self, destination: Destination | str) -> str | None:
-        """The declared leg name a destination reaches, if any (tolerates sip: and number punctuation)."""
+        """The declared leg a destination reaches, if any. Both sides are compared in one form, as the
+        destination policy does: number punctuation dropped, SIP URIs lower-cased, `sip:` optional."""
         value = destination.value if isinstance(destination, Destination) else destination
-        candidates = [value.strip()]
-        lowered = candidates[0].lower()
-        if lowered.startswith(("sip:", "sips:")):
-            candidates.append(candidates[0].split(":", 1)[1])
-        else:
-            candidates.append(f"sip:{candidates[0]}")
-        if not lowered.startswith(("sip:", "sips:")) and "@" not in lowered:
-            candidates.append(re.sub(r"[\s().-]", "", candidates[0]))
-        for candidate in candidates:
-            if candidate in self.legs:
-                return candidate
+        wanted = destination_key(value)
+        for name in self.legs:
+            if destination_key(name) == wanted:
+                return name
         return None
 
     def on_answer(self, listener: Callable[[SimCall], object]) -> None:

@@ -19,6 +19,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from callgate.scenario.format import Expect, FunctionExpect, HttpExpect, TransferExpect
+from callgate.telephony.base import destination_key
 from callgate.timeline import CallOutcome, HttpExchange, TransferRecord, Utterance
 
 
@@ -116,7 +117,7 @@ def _check_last_said(expected: str, outcome: CallOutcome) -> list[str]:
 
 def _transfer_matches(wanted: TransferExpect, record: TransferRecord) -> bool:
     return (
-        (wanted.to is None or record.to == wanted.to)
+        (wanted.to is None or destination_key(record.to) == destination_key(wanted.to))
         and (wanted.mode is None or record.mode == wanted.mode)
         and (wanted.result is None or record.result == wanted.result)
         and (wanted.reason is None or (record.reason is not None and wanted.reason in record.reason))

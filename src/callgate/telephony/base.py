@@ -7,6 +7,7 @@ goodbye is fully played before the hang-up that follows it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -81,6 +82,18 @@ class Destination:
         if stripped.lower().startswith(("sip:", "sips:")) or "@" in stripped:
             return cls(kind="sip", value=stripped)
         return cls(kind="number", value=stripped)
+
+
+def destination_key(destination: str) -> str:
+    """The form two spellings of one destination share: number punctuation dropped, SIP URIs
+    lower-cased with `sip:` optional (`+1 555-000-2222` ~ `+15550002222`)."""
+    text = destination.strip()
+    lowered = text.lower()
+    if lowered.startswith(("sip:", "sips:")):
+        return lowered.split(":", 1)[1]
+    if "@" in lowered:
+        return lowered
+    return re.sub(r"[\s().-]", "", text)
 
 
 DialFailureCode = Literal["busy", "no-answer", "rejected", "unreachable"]
