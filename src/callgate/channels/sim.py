@@ -329,7 +329,14 @@ class SimCall(LegIdentity):
         if not self.ended:
             self._answer_implicitly("transfer")
         self._machine.require_usable(allow_held=True)
-        self._note("transfer", to=destination.value, mode="blind")
+        extras: dict[str, object] = {}
+        if destination.extension:
+            extras["extension"] = destination.extension
+        if destination.headers:
+            extras["headers"] = dict(destination.headers)
+        if destination.caller_id:
+            extras["caller_id"] = destination.caller_id
+        self._note("transfer", to=destination.value, mode="blind", **extras)
         if self.switch is None:
             self._note("transfer-failed", to=destination.value, code="unreachable")
             raise DialFailed("unreachable", "this leg has no switch to transfer through")
@@ -484,7 +491,12 @@ class SimSwitch:
     async def dial(self, destination: Destination, caller_id: str, timeout: float) -> SimCall:
         name = self.find(destination)
         leg = name or destination.value
-        self._note("dial", leg, to=destination.value, caller_id=caller_id, timeout=timeout)
+        extras: dict[str, object] = {}
+        if destination.extension:
+            extras["extension"] = destination.extension  # dialled as DTMF once answered, on a real line
+        if destination.headers:
+            extras["headers"] = dict(destination.headers)
+        self._note("dial", leg, to=destination.value, caller_id=caller_id, timeout=timeout, **extras)
         try:
             return await self._ring(name, destination, caller_id, max(0.0, timeout))
         except asyncio.CancelledError:
