@@ -169,6 +169,7 @@ def test_deliver_sends_pending_and_requeues_failed(db: str) -> None:
         result = runner.invoke(app, ["calls", "deliver", "--db", db, "--no-wait"])
         assert result.exit_code == 0, result.output
         assert [r.body for r in receiver.requests] == [{"action": "post_conversation"}]
+        assert "cccc-333 → " in result.output and ": delivered" in result.output  # progress per attempt
         assert {r.call_id: r.status for r in store.reports()} == {
             "bbbb-2222": "failed",
             "cccc-3333": "delivered",

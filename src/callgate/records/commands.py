@@ -22,8 +22,9 @@ from rich.text import Text
 
 from callgate.durations import parse_duration
 from callgate.records.model import CallRecord
-from callgate.records.outbox import DeliveryWorker, RetryPolicy
+from callgate.records.outbox import Attempt, DeliveryWorker, RetryPolicy
 from callgate.records.store import DELIVERED, FAILED, PENDING, Report, Store, StoreError, open_store
+from callgate.swaig.fetch import safe_url
 from callgate.telephony.clock import SystemClock
 
 calls_app = typer.Typer(
@@ -351,14 +352,28 @@ def deliver(
         if retry_failed:
             console.print(f"requeued {store.retry_failed(clock.time())} failed report(s)")
         policy = RetryPolicy(lease=lease, timeout=timeout)
-        asyncio.run(_deliver(store, clock, policy, wait))
+        asyncio.run(_deliver(store, clock, policy, wait, console))
         counts = {s: len(store.reports(status=s)) for s in (DELIVERED, PENDING, FAILED)}
     console.print(", ".join(f"{n} {s}" for s, n in counts.items()))
 
 
-async def _deliver(store: Store, clock: SystemClock, policy: RetryPolicy, wait: bool) -> None:
+async def _deliver(
+    store: Store, clock: SystemClock, policy: RetryPolicy, wait: bool, console: Console
+) -> None:
+    def progress(attempt: Attempt) -> None:
+        # Backoff can take minutes: say what happened and what comes next, attempt by attempt.
+        report = attempt.report
+        what = "delivered" if attempt.ok else (attempt.error or f"HTTP {attempt.status}")
+        if attempt.ok:
+            after = ""
+        elif attempt.gave_up:
+            after = " — given up (failed)"
+        else:
+            after = f" — next try in {max(0.0, (attempt.retry_at or clock.time()) - clock.time()):.0f} s"
+        console.print(f"{report.call_id[:8]} → {safe_url(report.url)}: {what}{after}")
+
     async with httpx.AsyncClient(follow_redirects=False) as http:
-        worker = DeliveryWorker(store, http, clock, policy)
+        worker = DeliveryWorker(store, http, clock, policy, on_attempt=progress)
         if wait:
             await worker.run_until_settled()
         else:

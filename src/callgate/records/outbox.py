@@ -45,6 +45,7 @@ class Attempt:
     status: int | None
     error: str | None
     gave_up: bool
+    retry_at: float | None = None  # epoch seconds of the next attempt, after a failure
 
 
 def _accepted(status: int) -> bool:
@@ -134,7 +135,7 @@ class DeliveryWorker:
             self.store.mark_attempt_failed(
                 report.idempotency_key, status=status, error=error or "failed", retry_at=retry_at
             )
-            result = Attempt(report, False, status, error, gave_up)
+            result = Attempt(report, False, status, error, gave_up, retry_at)
             log.info(
                 "report for call %s to %s: attempt %d failed (%s)%s",
                 report.call_id,
