@@ -317,6 +317,10 @@ class CallRunner:
         setup = self.setup
         if ai.params.app_name:
             setup.context.app_name = ai.params.app_name  # webhooks and the report name the same app
+        conversation_id = (ai.params.model_extra or {}).get("conversation_id")
+        if conversation_id and not setup.context.conversation_id:
+            # SignalWire's params.conversation_id ties calls of one conversation together.
+            setup.context.conversation_id = str(conversation_id)
         functions = FunctionRuntime(
             ai, setup.context, setup.http, clock=self.clock, guard_exempt=setup.guard_exempt
         )
