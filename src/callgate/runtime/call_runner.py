@@ -249,7 +249,7 @@ class CallRunner:
             "call_id": ctx.call_id,
             "caller_id_num": ctx.caller_id_num,
             "caller_id_name": ctx.caller_id_name,
-            "to_number": getattr(ctx, "to_number", ""),
+            "to_number": ctx.to_number,
             **self.setup.variables,
         }
 
