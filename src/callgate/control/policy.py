@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from callgate.swml.models import AI, Document, Function
 from callgate.swml.pom import render_pom
+from callgate.telephony.base import destination_key
 
 Origin = Literal["document", "server", "model"]
 
@@ -42,7 +43,6 @@ CALLER_ID_REFUSED = "caller ID not allowed"
 _NUMBER_IN_TEXT = re.compile(r"(?<![\w+])\+?\(?\d+\)?(?:[ \t.-]\(?\d+\)?|\(\d+\)?)*(?![\w])")
 _SIP_IN_TEXT = re.compile(r"\bsips?:[^\s\"'<>,]+", re.IGNORECASE)
 _USER_AT_HOST = re.compile(r"(?<![\w.:/@-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+\b")
-_NUMBER_NOISE = re.compile(r"[\s().-]")
 _VERBS = ("connect", "sip_refer", "transfer")
 _DESTINATION_KEYS = ("to", "to_uri", "dest", "number", "sipUri", "sip_uri")
 _CALLER_ID_KEYS = ("from", "callerId", "caller_id")
@@ -54,14 +54,13 @@ def is_sip(text: str) -> bool:
 
 
 def normalise(destination: str) -> str:
-    """The form destinations are compared in (numbers and SIP URIs; see the module docstring)."""
+    """The form destinations are compared in (numbers and SIP URIs; see the module docstring):
+    `telephony.base.destination_key`, with `tel:` dropped and SIP URIs written `sip:…`."""
     text = destination.strip()
     if text.lower().startswith("tel:"):
         text = text[4:]
-    if is_sip(text):
-        lowered = text.lower()
-        return lowered if lowered.startswith(("sip:", "sips:")) else f"sip:{lowered}"
-    return _NUMBER_NOISE.sub("", text)
+    key = destination_key(text)
+    return f"sip:{key}" if is_sip(text) and not key.startswith("sips:") else key
 
 
 def _templated(text: str) -> bool:

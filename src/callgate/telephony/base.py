@@ -86,11 +86,11 @@ class Destination:
 
 def destination_key(destination: str) -> str:
     """The form two spellings of one destination share: number punctuation dropped, SIP URIs
-    lower-cased with `sip:` optional (`+1 555-000-2222` ~ `+15550002222`)."""
+    lower-cased with `sip:` optional (`+1 555-000-2222` ~ `+15550002222`, `sip:A@x` ~ `a@x`)."""
     text = destination.strip()
     lowered = text.lower()
-    if lowered.startswith(("sip:", "sips:")):
-        return lowered.split(":", 1)[1]
+    if lowered.startswith("sip:"):
+        return lowered[4:]  # `sip:` is implied; `sips:` (TLS) is kept, it is a different request
     if "@" in lowered:
         return lowered
     return re.sub(r"[\s().-]", "", text)
