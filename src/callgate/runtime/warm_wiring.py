@@ -1,24 +1,64 @@
 """Wires warm transfer into one call: summary and consult models, config look-up, the consult agents.
 
-`install_warm(runner)` builds the call's `WarmTransfer` and hands it to the controller (its `_warm`
-seam), so control never imports the runtime (DESIGN §2).
+`install_warm(host)` builds the call's `WarmTransfer` and hands it to the controller (its `_warm`
+seam), so control never imports the runtime (DESIGN §2). The host is described by `WarmHost`, so this
+module never imports the call runner that installs it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
 from callgate.agent.decisions import Transfer, TransferResult
+from callgate.agent.history import Conversation
+from callgate.control.controller import CallController
 from callgate.control.warm.consult import ConsultSession
 from callgate.control.warm.summary import Summary, summarize
 from callgate.control.warm.transfer import WarmTransfer
+from callgate.llm.client import ChatModel
 from callgate.llm.factory import model_settings
-from callgate.runtime.consult import ConsultAgent, consult_instructions
-from callgate.swml.models import AI, Function, TransferConfig
+from callgate.runtime.consult import ConsultAgent, ConsultRegistry, consult_instructions
+from callgate.swaig.runtime import FunctionRuntime
+from callgate.swml.models import AI, Document, Function, TransferConfig
 from callgate.telephony.base import Call
+from callgate.telephony.clock import Clock
+from callgate.timeline import CallOutcome
 
-if TYPE_CHECKING:
-    from callgate.runtime.call_runner import CallRunner
+
+class WarmSetup(Protocol):
+    """What warm transfer needs of a call's set-up (`CallSetup`)."""
+
+    @property
+    def document(self) -> Document: ...
+    @property
+    def model_for(self) -> Callable[[str, AI], ChatModel]: ...
+    @property
+    def env(self) -> dict[str, str]: ...
+
+
+class WarmHost(Protocol):
+    """What warm transfer needs of the call it runs in (`CallRunner`)."""
+
+    @property
+    def setup(self) -> WarmSetup: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def outcome(self) -> CallOutcome: ...
+    @property
+    def started_at(self) -> float: ...
+    @property
+    def controller(self) -> CallController: ...
+    @property
+    def consults(self) -> ConsultRegistry: ...
+    @property
+    def ai(self) -> AI | None: ...
+    @property
+    def functions(self) -> FunctionRuntime | None: ...
+    @property
+    def conversation(self) -> Conversation | None: ...
+    def caller_went_on_hold(self) -> None: ...
 
 
 def _warm_functions(ai: AI | None) -> list[Function]:
@@ -42,7 +82,7 @@ def _listed(config: TransferConfig, destination: str) -> bool:
     return False
 
 
-def install_warm(runner: CallRunner) -> WarmTransfer:
+def install_warm(runner: WarmHost) -> WarmTransfer:
     setup = runner.setup
 
     def current_ai() -> AI | None:

@@ -1,13 +1,7 @@
-"""The `callgate` command line.
-
-Commands live in the modules that own them. A module adds its commands with a
-`register(app: typer.Typer) -> None` function and is listed in `COMMAND_MODULES`; `validate` is
-defined here. `main()` is the console-script entry point.
-"""
+"""`callgate validate FILE|URL [--json]`: a document's errors and warnings (exit 1 on any error)."""
 
 from __future__ import annotations
 
-import importlib
 import json
 from typing import Annotated
 
@@ -20,28 +14,10 @@ from callgate.swml.fetch import is_url
 from callgate.swml.loader import LoadResult, load_document
 from callgate.swml.models import AI, Document
 
-app = typer.Typer(
-    name="callgate",
-    help="Self-hosted runtime for AI phone agents written as SignalWire SWML documents.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-# Modules whose `register(app)` adds their commands (e.g. "callgate.scenario.cli").
-COMMAND_MODULES: tuple[str, ...] = ("callgate.runtime.commands", "callgate.records.commands")
-
 EXIT_OK = 0
 EXIT_INVALID = 1
 
 
-@app.callback()
-def _root() -> None:
-    """Self-hosted runtime for AI phone agents written as SignalWire SWML documents."""
-    # A callback keeps `callgate validate ...` a sub-command even while it is the only one.
-
-
-@app.command()
 def validate(
     source: Annotated[str, typer.Argument(help="A SWML document: a YAML/JSON file or an http(s) URL.")],
     json_output: Annotated[bool, typer.Option("--json", help="Print the issues as JSON.")] = False,
@@ -114,15 +90,3 @@ def _outline(document: Document) -> str:
                 described.append(verb.name)
         parts.append(f"{name}: {', '.join(described) or '(empty)'}")
     return "; ".join(parts)
-
-
-def _register_commands() -> None:
-    for name in COMMAND_MODULES:
-        module = importlib.import_module(name)
-        module.register(app)
-
-
-def main() -> None:
-    """Console-script entry point."""
-    _register_commands()
-    app()

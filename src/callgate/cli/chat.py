@@ -1,4 +1,4 @@
-"""`callgate test`, `callgate chat` and `callgate demo`."""
+"""`callgate chat`: a call in the terminal, on the console channel, wired as every live call is."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import os
 import sys
 import threading
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Annotated
 
 import httpx
@@ -22,7 +21,6 @@ from callgate.llm.types import ModelError
 from callgate.records.store import Store, StoreError, open_store
 from callgate.runtime.call_runner import CallRunner, CallSetup
 from callgate.runtime.post_call import PostCallServices, deliver_in_background, finish_live_call
-from callgate.scenario.command import run_tests
 from callgate.swaig.context import CallContext
 from callgate.swml.errors import DocumentError
 from callgate.swml.fetch import CallInfo
@@ -30,21 +28,6 @@ from callgate.swml.loader import LoadResult, load_document
 from callgate.swml.models import AI
 from callgate.telephony.clock import SystemClock
 from callgate.timeline import CallOutcome
-
-
-def register(app: typer.Typer) -> None:
-    app.command("test")(test)
-    app.command("chat")(chat)
-    app.command("demo")(demo)
-
-
-def test(
-    paths: Annotated[list[Path], typer.Argument(help="Scenario files or folders of them.")],
-    json_output: Annotated[bool, typer.Option("--json", help="Print a machine-readable report.")] = False,
-) -> None:
-    """Run scenario files against their agents on the sim channel (virtual time, scripted model)."""
-    console = Console(highlight=False, soft_wrap=False, width=max(Console().width, 100))
-    raise typer.Exit(run_tests(paths, json_output=json_output, console=console))
 
 
 def chat(
@@ -55,33 +38,12 @@ def chat(
 ) -> None:
     """Talk to an agent in the terminal: type as the caller, watch its speech and every call event."""
     console = Console(highlight=False)
-    loaded = _load(agent, console, CallInfo(from_number=from_number, to_number=to_number, caller_name=name))
+    call_info = CallInfo(from_number=from_number, to_number=to_number, caller_name=name)
+    loaded = load_agent(agent, console, call_info)
     # Typed at a terminal, lines go in as said (the caller may talk over the agent). Piped in, each line
     # waits for the agent's answer to the one before, and the end of input hangs up after the last answer.
     piped = None if sys.stdin.isatty() else _stdin_lines()
-    outcome = asyncio.run(_converse(loaded, console, from_number, to_number, name, lines=piped))
-    raise typer.Exit(0 if outcome.ended_reason != "pipeline-error" else 1)
-
-
-def demo() -> None:
-    """A conversation with the demo agent on the embedded model — no account, no key."""
-    from callgate.demo import SCRIPTED_CALLER, agent_path
-
-    console = Console(highlight=False)
-    console.rule("[bold]callgate demo[/] — Rosa's Bakery, on the embedded model")
-    loaded = _load(str(agent_path()), console)
-    if not os.environ.get("CALLGATE_LLM_URL"):
-        console.print(
-            "[dim]The embedded model (SmolLM2-135M) is tiny and often talks nonsense; set CALLGATE_LLM_URL"
-            " (and OPENAI_API_KEY) to any OpenAI-compatible endpoint for a real conversation.[/]"
-        )
-    script = None
-    if not sys.stdin.isatty():
-        console.print("[dim]No terminal on standard input: the caller's lines are scripted.[/]")
-        script = _listed(SCRIPTED_CALLER)
-    outcome = asyncio.run(
-        _converse(loaded, console, "+15550100000", "+15550199999", "Demo caller", lines=script)
-    )
+    outcome = asyncio.run(converse(loaded, console, from_number, to_number, name, lines=piped))
     raise typer.Exit(0 if outcome.ended_reason != "pipeline-error" else 1)
 
 
@@ -109,7 +71,7 @@ async def _type_lines(runner: CallRunner, call: ConsoleCall, lines: AsyncIterato
         ended.cancel()
 
 
-async def _listed(lines: list[str]) -> AsyncIterator[str]:
+async def listed(lines: list[str]) -> AsyncIterator[str]:
     for line in lines:
         yield line
 
@@ -154,7 +116,7 @@ async def _until_heard(runner: CallRunner, limit: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
-def _load(source: str, console: Console, call: CallInfo | None = None) -> LoadResult:
+def load_agent(source: str, console: Console, call: CallInfo | None = None) -> LoadResult:
     try:
         loaded = load_document(source, call=call)
     except DocumentError as exc:
@@ -166,7 +128,7 @@ def _load(source: str, console: Console, call: CallInfo | None = None) -> LoadRe
     return loaded
 
 
-async def _converse(
+async def converse(
     loaded: LoadResult,
     console: Console,
     from_number: str,
