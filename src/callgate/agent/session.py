@@ -84,6 +84,20 @@ class _Pending:
     wait_for_user: bool = False  # stay quiet until the caller speaks: no new model request
     user_inputs: list[str] = field(default_factory=list)
 
+    @property
+    def ending(self) -> bool:
+        return bool(self.hangup or self.stop or self.transfer)
+
+
+@dataclass(frozen=True)
+class _Deferred:
+    """A `post_process: true` result's actions, waiting for the model's reply to be heard."""
+
+    function: str
+    actions: list[act.Action]
+    origin: TransferOrigin
+    server_values: frozenset[str] | None
+
 
 SwmlRunner = Callable[
     [dict[str, Any], bool, TransferOrigin, frozenset[str] | None], Awaitable[tuple[bool, str | None]]
@@ -144,6 +158,8 @@ class AgentSession:
         self.on_busy: Callable[[], None] | None = None
         self.input_tokens = 0
         self.output_tokens = 0
+        self._deferred: list[_Deferred] = []
+        self._late_inputs: list[str] = []  # user_input from deferred actions, after tool results
 
     # ------------------------------------------------------------ outside world
 
@@ -271,6 +287,10 @@ class AgentSession:
         if reply.text:
             self.note("assistant", text=reply.text)
 
+        if self._deferred:
+            deferred = await self._run_deferred(tool_calls)
+            if deferred is not None:
+                return deferred
         if reply.command:
             # A text command ends the turn, but functions called in the same reply still run first
             # (their results are recorded; no new model request is made).
@@ -302,6 +322,11 @@ class AgentSession:
             return RoundResult(ended=True)
         self.speaker.say_soon(fallback_text(ModelError(error.kind, error.message, bool(reply.text))))
         await self.speaker.drain()
+        if self._deferred:
+            # The fallback stands in for the reply: a post_process hang-up still happens.
+            deferred = await self._run_deferred([])
+            if deferred is not None:
+                return deferred
         return RoundResult()
 
     async def _finish_command(self, reply: ReplySpeech) -> RoundResult:
@@ -334,7 +359,8 @@ class AgentSession:
     async def _apply_tool_calls(
         self, calls: list[ToolCall], tasks: dict[str, asyncio.Task[FunctionResult]]
     ) -> RoundResult:
-        pending = _Pending()
+        pending = _Pending(user_inputs=self._late_inputs)
+        self._late_inputs = []
         if tasks:
             await self._fill_while_waiting(calls, tasks)
         for call in calls:
@@ -356,18 +382,31 @@ class AgentSession:
             if result.builtin is not None:
                 await self._builtin(result.builtin, call, result.args, pending)
             pending.swml_failure = None
-            await self._apply_actions(
-                result.actions,
-                pending,
-                "server" if result.from_server else "document",
-                result.server_values,
-            )
+            origin: TransferOrigin = "server" if result.from_server else "document"
+            if result.post_process and result.actions:
+                # SignalWire's order: the model answers the response first, then the actions run.
+                self._deferred.append(_Deferred(call.name, result.actions, origin, result.server_values))
+                self.note("post-process-deferred", name=call.name, actions=len(result.actions))
+            else:
+                await self._apply_actions(result.actions, pending, origin, result.server_values)
             response = result.response
             if pending.swml_failure is not None:
                 # The transfer the function asked for did not happen; the model must know why.
                 response = f"{response} {pending.swml_failure}".strip()
             self.outcome.functions.append(FunctionCallRecord(call.name, arguments, response))
             self.conversation.add_tool_result(call.id, response, self.now())
+        concluded = await self._conclude(pending)
+        if concluded is not None:
+            return concluded
+        if pending.wait_for_user:
+            return RoundResult()
+        if self._phrase_hit is not None:
+            await self._end(Hangup(EndedReason.ASSISTANT_SAID_END_CALL_PHRASE, self._phrase_hit))
+            return RoundResult(ended=True)
+        return RoundResult(again=True)
+
+    async def _conclude(self, pending: _Pending) -> RoundResult | None:
+        """Carry out what the applied actions decided (hang-up, transfer, stop); None: go on."""
         for text in pending.user_inputs:
             self.conversation.add_user(text, self.now())
         await self.speaker.drain()
@@ -386,12 +425,31 @@ class AgentSession:
             return RoundResult(again=True)
         if pending.stop:
             return RoundResult(stopped=True)
-        if pending.wait_for_user:
-            return RoundResult()
-        if self._phrase_hit is not None:
-            await self._end(Hangup(EndedReason.ASSISTANT_SAID_END_CALL_PHRASE, self._phrase_hit))
-            return RoundResult(ended=True)
-        return RoundResult(again=True)
+        return None
+
+    async def _run_deferred(self, tool_calls: list[ToolCall]) -> RoundResult | None:
+        """The reply to a `post_process` result has been streamed: once it is heard, run the
+        deferred actions. A hang-up among them ends the call after that reply (no new request)."""
+        deferred, self._deferred = self._deferred, []
+        await self.speaker.drain()
+        pending = _Pending()
+        for item in deferred:
+            self.note("post-process-actions", name=item.function, actions=len(item.actions))
+            await self._apply_actions(item.actions, pending, item.origin, item.server_values)
+            if pending.ending:
+                break
+        if pending.ending:
+            for call in tool_calls:
+                self.conversation.add_tool_result(call.id, "Ignored: the call is ending.", self.now())
+        elif tool_calls:
+            # The reply's own tool calls need their results before any user message.
+            self._late_inputs, pending.user_inputs = pending.user_inputs, []
+        concluded = await self._conclude(pending)
+        if concluded is not None:
+            return concluded
+        if pending.user_inputs and not tool_calls:
+            return RoundResult(again=True)
+        return None
 
     async def _fill_while_waiting(
         self, calls: list[ToolCall], tasks: dict[str, asyncio.Task[FunctionResult]]

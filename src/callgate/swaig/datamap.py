@@ -63,12 +63,18 @@ class DataMapResult:
     warnings: list[str] = field(default_factory=list)
     # False for a webhook that answered nothing usable: the data_map's own output takes over.
     produced: bool = True
+    post_process: bool = False  # the output asked for the model's reply before its actions
 
 
 def render_output(output: Output, ctx: Mapping[str, Any], source: str) -> DataMapResult:
     response = None if output.response is None else expand(output.response, ctx)
     action = render_tree(output, output.action, ctx)
-    return DataMapResult(response=response, action=action if isinstance(action, list) else [], source=source)
+    return DataMapResult(
+        response=response,
+        action=action if isinstance(action, list) else [],
+        source=source,
+        post_process=output.post_process,
+    )
 
 
 def _nomatch_output(expression: Expression) -> Output | None:

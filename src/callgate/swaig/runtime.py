@@ -47,6 +47,7 @@ from callgate.swaig.schema import openai_tool
 from callgate.swaig.swaig_log import SwaigLogEntry
 from callgate.swaig.urlguard import refusal
 from callgate.swml.models import AI, DataMap, Function, Include
+from callgate.swml.types import parse_bool
 from callgate.template import expand, expand_value
 
 log = logging.getLogger(__name__)
@@ -313,6 +314,7 @@ class FunctionRuntime:
         result = FunctionResult(
             name, outcome.response or "", error=outcome.error, args=arguments.args, warnings=outcome.warnings
         )
+        result.post_process = outcome.post_process
         result.from_server = outcome.source.startswith("data_map.webhooks")
         if result.from_server:
             result.server_values = scalar_strings(outcome.webhook_answer)
@@ -346,7 +348,7 @@ class FunctionRuntime:
         result = FunctionResult(
             name, response, args=arguments.args, from_server=True, server_values=scalar_strings(answer)
         )
-        result.post_process = answer.get("post_process") is True
+        result.post_process = parse_bool(answer.get("post_process")) is True
         self._finish(result, expand_value(raw_actions, ctx), token)
         return result
 

@@ -82,6 +82,8 @@ class Output(SwmlModel):
 
     response: str | None = None
     action: list[Any] = Field(default_factory=list)
+    # SignalWire: the model replies to the response first; the actions run after that reply.
+    post_process: FlexBool = False
 
     @field_validator("action", mode="before")
     @classmethod
