@@ -36,6 +36,21 @@ class Conversation:
         if text or tool_calls:
             self._log(message, t)
 
+    def keep_heard(self, since: int, heard: str, t: float) -> None:
+        """Barge-in cut the agent: its replies since message `since` keep only the words the caller
+        heard (tool calls stay: they were made). The raw log keeps the model's text and notes the cut."""
+        kept: list[dict[str, Any]] = []
+        remaining: str | None = heard or None
+        for message in self.messages[since:]:
+            if message["role"] == "assistant" and message.get("content"):
+                message = {**message, "content": remaining}
+                remaining = None
+                if not message["content"] and not message.get("tool_calls"):
+                    continue
+            kept.append(message)
+        self.messages[since:] = kept
+        self.raw_log.append({"role": "assistant", "content": heard or None, "timestamp": t, "barge_in": True})
+
     def add_tool_result(self, call_id: str, content: str, t: float) -> None:
         message = {"role": "tool", "tool_call_id": call_id, "content": content}
         if not self._has_tool_call(call_id):

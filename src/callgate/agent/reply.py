@@ -59,12 +59,14 @@ class ReplySpeech:
             elif self.command:
                 self._note("command-ignored", raw=getattr(piece, "raw", ""), why="a command came first")
             elif isinstance(piece, HangupCommand):
+                self._speaker.protect()  # from the command on, nothing of this turn is cut
                 self._flush_sentences()
                 self._note("command", command="hangup", endword=piece.endword)
                 if piece.endword:
                     self._speaker.say_soon(piece.endword)
                 self.hangup = Hangup(EndedReason.ASSISTANT_ENDED_CALL, "imsagent_hangup")
             elif isinstance(piece, TransferCommand):
+                self._speaker.protect()
                 self._flush_sentences()
                 self._note("command", command="transfer", callee=piece.callee)
                 self.transfer = Transfer(

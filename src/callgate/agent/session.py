@@ -211,6 +211,9 @@ class AgentSession:
                 if greeting:
                     # SignalWire's static_greeting: spoken as is, no model request for the opening.
                     self.conversation.add_assistant(greeting, [], self.now())
+                    self.speaker.begin_turn()
+                    if self.ai.params.static_greeting_no_barge:
+                        self.speaker.protect()
                     await self.speaker.say(greeting)
                 else:
                     await self._respond()
@@ -242,6 +245,10 @@ class AgentSession:
 
     async def _respond(self, *, final: bool = False) -> None:
         """One turn: model rounds until the model stops calling tools or the turn ends the call."""
+        self.speaker.begin_turn()
+        if final:
+            self.speaker.protect()  # the hard stop's last word is never cut
+        since = len(self.conversation.messages)
         for _round in range(self.options.max_tool_rounds):
             if not self._is_live():
                 self._finished = True
@@ -250,10 +257,17 @@ class AgentSession:
             if outcome.ended or outcome.stopped:
                 self._finished = True
                 return
+            if self.speaker.cut:
+                break  # the caller talked over the agent: their words start the next turn
             if not outcome.again:
                 break
         else:
             self.note("tool-rounds-exhausted", limit=self.options.max_tool_rounds)
+        if self.speaker.cut:
+            await self.speaker.drain()
+            heard = " ".join(self.speaker.heard)
+            self.note("barge-in-heard", heard=heard)
+            self.conversation.keep_heard(since, heard, self.now())
         if final:
             await self.speaker.drain()
             await self._end(Hangup(EndedReason.EXCEEDED_MAX_DURATION))
@@ -316,6 +330,7 @@ class AgentSession:
         self._model_failures += 1
         if error.kind == "config" or (self._model_failures >= MAX_MODEL_FAILURES and not reply.text):
             self.result = "failed"
+            self.speaker.protect()
             self.speaker.say_soon(GOODBYE_BROKEN)
             await self.speaker.drain()
             await self._end(Hangup(EndedReason.PIPELINE_ERROR, error.kind))
@@ -330,6 +345,7 @@ class AgentSession:
         return RoundResult()
 
     async def _finish_command(self, reply: ReplySpeech) -> RoundResult:
+        self.speaker.protect()
         await self.speaker.drain()
         if reply.hangup is not None:
             await self._end(reply.hangup)
@@ -626,5 +642,6 @@ class AgentSession:
             self._phrase_hit = match_end_call_phrase(text, self.ai.params.end_call_phrases)
 
     async def _end(self, decision: Hangup) -> None:
+        self.speaker.protect()
         self._finished = True
         await self._decide(decision)

@@ -187,6 +187,9 @@ class ConsoleCall(LegIdentity):
         self._note("say", text=text)
         self.utterances.append(Utterance(text=text, start=start, end=self.now(), leg=self.leg))
 
+    def interrupt_speech(self) -> None:
+        """Printed speech is "played" at once: there is never a say() in progress to cut."""
+
     async def play(self, source: str, loop: bool = False) -> ConsolePlayback:
         if not self.ended:
             self._activate()

@@ -50,6 +50,7 @@ from callgate.telephony.base import (
     EndedReason,
     MediaTimeout,
     RemoteHangup,
+    SpeechInterrupted,
     SpeechStarted,
     destination_key,
 )
@@ -209,6 +210,7 @@ class SimCall(LegIdentity):
         self._feed = EventFeed()
         self._ended_event = asyncio.Event()
         self._interrupt = asyncio.Event()  # set when the leg stops being speakable (hold, bridge, end)
+        self._barge: asyncio.Event | None = None  # set by interrupt_speech() while a say() runs
         self.ended_reason: str | None = None
         self.hangup_at: float | None = None
         self.transferred_to: str | None = None
@@ -269,14 +271,19 @@ class SimCall(LegIdentity):
         start = self.now()
         self._note("say", text=text, seconds=round(duration, 3))
         interrupt = self._interrupt
+        barge = self._barge = asyncio.Event()
         try:
-            finished = await _first(self._shared.clock, duration, interrupt)
+            finished = await _first(self._shared.clock, duration, interrupt, barge)
         except asyncio.CancelledError:
             self._record_cut(text, start, duration, "cancelled")
             raise
+        finally:
+            self._barge = None
         if finished:
             self._shared.utterances.append(Utterance(text=text, start=start, end=self.now(), leg=self.leg))
             return
+        if barge.is_set() and not interrupt.is_set():
+            raise SpeechInterrupted(self._record_cut(text, start, duration, "barge-in"))
         state = self._machine.state
         self._record_cut(text, start, duration, str(state))
         if state is LegState.HELD:
@@ -289,7 +296,12 @@ class SimCall(LegIdentity):
         self._note("say-refused", text=text, why="held")
         raise HeldError("the leg is on hold: the caller cannot hear the agent")
 
-    def _record_cut(self, text: str, start: float, duration: float, why: str) -> None:
+    def interrupt_speech(self) -> None:
+        if self._barge is not None:
+            self._barge.set()
+
+    def _record_cut(self, text: str, start: float, duration: float, why: str) -> str:
+        """Note the words heard before the cut (returned) as a cut Utterance."""
         end = self.now()
         words = text.split()
         heard = int(len(words) * min(1.0, (end - start) / duration)) if duration > 0 else 0
@@ -299,6 +311,7 @@ class SimCall(LegIdentity):
             self._shared.utterances.append(
                 Utterance(text=spoken, start=start, end=end, leg=self.leg, cut=True)
             )
+        return spoken
 
     async def play(self, source: str, loop: bool = False) -> SimPlayback:
         if not self.ended:

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from callgate.agent.barge import BargePolicy
 from callgate.agent.decisions import Decision, Transfer, TransferOrigin, TransferResult
 from callgate.agent.history import Conversation
 from callgate.agent.routes import resolve_routes
@@ -434,6 +435,7 @@ class CallRunner:
 
         async def on_inactivity() -> None:
             self.note("silence-timeout", seconds=policy.inactivity)
+            session.speaker.protect()  # a goodbye is never cut
             try:
                 await session.speaker.say(policy.goodbye)
             except CallEnded:
@@ -473,9 +475,22 @@ class CallRunner:
 
     # ------------------------------------------------------------ caller events
 
+    def _maybe_barge_in(self, event: CallerSpeech) -> None:
+        """The caller talks over the agent: enough words (barge_min_words) cut its speech."""
+        session = self.session
+        if session is None or session.finished or not session.speaker.interruptible:
+            return
+        if not BargePolicy.from_params(session.ai.params.enable_barge, session.ai.params.barge_min_words).interrupts(
+            event.text
+        ):
+            return
+        if session.speaker.barge_in():
+            self.note("barge-in", text=event.text, final=event.final)
+
     async def _read_events(self) -> None:
         async for event in self.setup.call.events():
             if isinstance(event, CallerSpeech):
+                self._maybe_barge_in(event)
                 if not event.final:
                     continue
                 self.note("caller-said", text=event.text)

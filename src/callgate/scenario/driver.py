@@ -19,7 +19,7 @@ import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, cast
 
-from callgate.scenario.format import DtmfTurn, HangupTurn, Turn, UserTurn, WaitTurn
+from callgate.scenario.format import BargeTurn, DtmfTurn, HangupTurn, Turn, UserTurn, WaitTurn
 from callgate.telephony.clock import Clock
 from callgate.timeline import CallOutcome, Timeline
 
@@ -70,6 +70,9 @@ async def perform(turn: Turn, leg: CallerLeg, clock: Clock) -> None:
     """Do one turn as the party on `leg` (the caller, or a supervisor on a dialled leg)."""
     if isinstance(turn, UserTurn):
         await leg.caller_says(turn.user)
+    elif isinstance(turn, BargeTurn):
+        await clock.sleep(turn.after)
+        await leg.caller_says(turn.barge)
     elif isinstance(turn, WaitTurn):
         await clock.sleep(turn.wait)
     elif isinstance(turn, DtmfTurn):
@@ -81,6 +84,8 @@ async def perform(turn: Turn, leg: CallerLeg, clock: Clock) -> None:
 def describe_turn(turn: Turn) -> str:
     if isinstance(turn, UserTurn):
         return f"user: {turn.user!r}"
+    if isinstance(turn, BargeTurn):
+        return f"barge: {turn.barge!r} after {turn.after:g}s"
     if isinstance(turn, WaitTurn):
         return f"wait: {turn.wait:g}s"
     if isinstance(turn, DtmfTurn):
@@ -138,7 +143,8 @@ class TurnDriver:
         await self._call.start()
         await self._settle()
         for index, turn in enumerate(self._turns):
-            if not self._call.ended and not self._call.caller_on_hold:
+            talks_over = isinstance(turn, BargeTurn)  # said while the agent may still be speaking
+            if not talks_over and not self._call.ended and not self._call.caller_on_hold:
                 await self._call.agent_idle()
             # From here this turn is either run or skipped; the cap only notes turns after it.
             self._next_turn = index + 1

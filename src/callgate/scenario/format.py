@@ -105,6 +105,14 @@ class UserTurn(_Strict):
     user: str
 
 
+class BargeTurn(_Strict):
+    """The caller talks over the agent: said `after` the previous turn, without waiting for the
+    agent to finish (barge-in cuts the agent's speech unless the document switches it off)."""
+
+    barge: str
+    after: Duration = 1.0
+
+
 class WaitTurn(_Strict):
     wait: Duration
 
@@ -127,9 +135,10 @@ class HangupTurn(_Strict):
     hangup: Literal[True] = True
 
 
-Turn = UserTurn | WaitTurn | DtmfTurn | HangupTurn
+Turn = UserTurn | BargeTurn | WaitTurn | DtmfTurn | HangupTurn
 _TURN_KINDS: dict[str, type[_Strict]] = {
     "user": UserTurn,
+    "barge": BargeTurn,
     "wait": WaitTurn,
     "dtmf": DtmfTurn,
     "hangup": HangupTurn,
@@ -254,20 +263,26 @@ def _parse_turn(index: int, item: Any) -> Turn:
     """One turn: `{user: …}`, `{wait: …}`, `{dtmf: …}`, `hangup` or `{hangup: true}`."""
     if item == "hangup":
         return HangupTurn()
+    if isinstance(item, dict) and "barge" in item and set(item) <= {"barge", "after"}:
+        item = {"barge": item["barge"], **({"after": item["after"]} if "after" in item else {})}
+        try:
+            return BargeTurn.model_validate(item)
+        except ValidationError as exc:
+            raise ValueError(f"turns[{index}].barge: {_first_message(exc)}") from None
     if not isinstance(item, dict) or len(item) != 1:
         raise ValueError(
-            f"turns[{index}]: expected one of {{user: text}}, {{wait: duration}}, {{dtmf: digits}}, "
-            f"hangup; got {item!r}"
+            f"turns[{index}]: expected one of {{user: text}}, {{barge: text, after: duration}}, "
+            f"{{wait: duration}}, {{dtmf: digits}}, hangup; got {item!r}"
         )
     (key,) = item
     model = _TURN_KINDS.get(key)
     if model is None:
-        raise ValueError(f"turns[{index}]: unknown turn {key!r} (expected user, wait, dtmf or hangup)")
+        raise ValueError(f"turns[{index}]: unknown turn {key!r} (expected user, barge, wait, dtmf or hangup)")
     try:
         turn = model.model_validate(item)
     except ValidationError as exc:
         raise ValueError(f"turns[{index}].{key}: {_first_message(exc)}") from None
-    assert isinstance(turn, UserTurn | WaitTurn | DtmfTurn | HangupTurn)
+    assert isinstance(turn, UserTurn | BargeTurn | WaitTurn | DtmfTurn | HangupTurn)
     return turn
 
 
@@ -294,6 +309,7 @@ _LOC_MARKERS = {
     "dict",
     "list",
     "UserTurn",
+    "BargeTurn",
     "WaitTurn",
     "DtmfTurn",
     "HangupTurn",

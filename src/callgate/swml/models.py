@@ -311,6 +311,10 @@ class Params(SwmlModel):
     swaig_post_conversation: FlexBool = False
     swaig_allow_private_urls: FlexBool = False
     transfer_allow: list[str] | None = None
+    # Barge-in (SignalWire): `false`/"" off; true, "complete", "partial", "complete,partial" on.
+    enable_barge: bool | str | None = None
+    barge_min_words: FlexInt | None = None
+    static_greeting_no_barge: FlexBool = False
     # callgate: where SWML `send_sms` is POSTed (the verb's own fields as JSON); unset → recorded as skipped.
     sms_webhook_url: str | None = None
 

@@ -116,6 +116,17 @@ class SpeechRefused(Exception):
     """The leg cannot hear the agent right now (on hold, or bridged to another party)."""
 
 
+class SpeechInterrupted(Exception):
+    """`say()` was cut short by the caller talking over it (barge-in, `Call.interrupt_speech`).
+
+    `heard` holds the words that were played before the cut: only those reach the history.
+    """
+
+    def __init__(self, heard: str) -> None:
+        super().__init__(f"interrupted after: {heard!r}")
+        self.heard = heard
+
+
 # ---------------------------------------------------------------- protocols
 
 
@@ -154,6 +165,11 @@ class Call(Protocol):
         ...
 
     async def play(self, source: str, loop: bool = False) -> Playback: ...
+
+    def interrupt_speech(self) -> None:
+        """Barge-in: cut the `say()` in progress within one frame; it raises SpeechInterrupted.
+        Nothing happens when the leg is not speaking."""
+        ...
 
     async def hold(self) -> None:
         """No audio either way and no recognition until `unhold()`."""
