@@ -480,9 +480,8 @@ class CallRunner:
         session = self.session
         if session is None or session.finished or not session.speaker.interruptible:
             return
-        if not BargePolicy.from_params(session.ai.params.enable_barge, session.ai.params.barge_min_words).interrupts(
-            event.text
-        ):
+        params = session.ai.params
+        if not BargePolicy.from_params(params.enable_barge, params.barge_min_words).interrupts(event.text):
             return
         if session.speaker.barge_in():
             self.note("barge-in", text=event.text, final=event.final)
