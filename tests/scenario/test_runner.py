@@ -163,7 +163,9 @@ def test_a_malformed_scenario_is_a_failed_result(folder: Path) -> None:
     path = scenario(folder, "bad.yaml", "turns: [{shout: hi}]\n")
     result = run_scenario_file(path, factory=FakeFactory())
     assert result.malformed and not result.passed
-    assert result.error == "turns[0]: unknown turn 'shout' (expected user, barge, wait, dtmf or hangup) (line 3)"
+    assert result.error == (
+        "turns[0]: unknown turn 'shout' (expected user, barge, wait, dtmf or hangup) (line 3)"
+    )
 
 
 # ---------------------------------------------------------------- discovery
