@@ -45,7 +45,7 @@ from callgate.llm.types import (
     fallback_text,
 )
 from callgate.swaig import actions as act
-from callgate.swaig.runtime import FunctionResult, FunctionRuntime
+from callgate.swaig.runtime import STARTUP_HOOKS, FunctionResult, FunctionRuntime
 from callgate.swml.models import AI
 from callgate.telephony.base import Call, CallEnded, EndedReason, Playback
 from callgate.telephony.clock import Clock, Deadline, within
@@ -57,6 +57,7 @@ GOODBYE_BROKEN = "I'm sorry, I'm having technical difficulties. Please call back
 MAX_MODEL_FAILURES = 2
 FILLER_AFTER_SECONDS = 1.0
 MAX_WAIT_SECONDS = 600.0  # a native wait_seconds never holds the call longer than this
+HOOK_TIMEOUT_SECONDS = 10.0  # a startup/hangup hook that takes longer is given up
 
 
 @dataclass
@@ -203,6 +204,12 @@ class AgentSession:
     async def run(self, *, open_call: bool) -> str:
         """Run the conversation until it ends; returns SignalWire's ai_result (success | failed)."""
         try:
+            if self.functions.hook(STARTUP_HOOKS) is not None:
+                self._idle.clear()
+                if await self._startup_hook():
+                    return self.result
+                if not open_call:
+                    self._settle()
             if open_call:
                 self._idle.clear()
                 if self.on_busy is not None:
@@ -236,6 +243,24 @@ class AgentSession:
             if self._background is not None:
                 await self._background.stop()
         return self.result
+
+    async def _startup_hook(self) -> bool:
+        """SignalWire's `startup_hook` (or `start_hook`): run once before the first model request.
+        Its state actions apply; a say is spoken; True if its actions ended the call."""
+        name = self.functions.hook(STARTUP_HOOKS)
+        if name is None:
+            return False
+        self.note("hook", name=name, moment="startup")
+        try:
+            result = await within(self.clock, HOOK_TIMEOUT_SECONDS, self.functions.call(name, "{}"))
+        except Deadline:
+            self.note("hook-failed", name=name, error=f"no answer within {HOOK_TIMEOUT_SECONDS:g}s")
+            return False
+        self.note("hook-result", name=name, response=result.response, error=result.error)
+        pending = _Pending()
+        await self._apply_actions(result.actions, pending)
+        concluded = await self._conclude(pending)
+        return concluded is not None and (concluded.ended or concluded.stopped)
 
     def _settle(self) -> None:
         if self._inputs.empty() and not self._finished:

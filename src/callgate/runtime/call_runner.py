@@ -20,7 +20,7 @@ from callgate.agent.barge import BargePolicy
 from callgate.agent.decisions import Decision, Transfer, TransferOrigin, TransferResult
 from callgate.agent.history import Conversation
 from callgate.agent.routes import resolve_routes
-from callgate.agent.session import AgentSession
+from callgate.agent.session import HOOK_TIMEOUT_SECONDS, AgentSession
 from callgate.agent.swml_exec import SwmlContext, SwmlInterpreter
 from callgate.control.call_state import CallState
 from callgate.control.controller import CallController
@@ -41,7 +41,7 @@ from callgate.records.timing import TimedModel
 from callgate.runtime.consult import ConsultRegistry
 from callgate.runtime.warm_wiring import install_warm
 from callgate.swaig.context import CallContext
-from callgate.swaig.runtime import FunctionRuntime
+from callgate.swaig.runtime import HANGUP_HOOKS, FunctionRuntime
 from callgate.swml.errors import DocumentError
 from callgate.swml.fetch import is_url
 from callgate.swml.loader import fetch_document, load_document
@@ -58,7 +58,7 @@ from callgate.telephony.base import (
     SpeechStarted,
     Switch,
 )
-from callgate.telephony.clock import Clock
+from callgate.telephony.clock import Clock, Deadline, within
 from callgate.template import expand
 from callgate.timeline import CallOutcome
 
@@ -214,8 +214,30 @@ class CallRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await events
             self.ended_at = self.clock.monotonic()
+            await self._hangup_hook()
             self.ended.set()
         return self.outcome
+
+    async def _hangup_hook(self) -> None:
+        """SignalWire's `hangup_hook` (or `stop_hook`): once the call has ended, whatever ended it,
+        before the post-call report. A hook that fails or hangs is noted and given up: the report
+        goes out regardless."""
+        functions = self.functions
+        name = functions.hook(HANGUP_HOOKS) if functions is not None else None
+        if functions is None or name is None:
+            return
+        self.note("hook", name=name, moment="hangup", ended_reason=str(self.outcome.ended_reason))
+        log_ = self.conversation.call_log() if self.conversation is not None else None
+        try:
+            result = await within(self.clock, HOOK_TIMEOUT_SECONDS, functions.call(name, "{}", call_log=log_))
+        except Deadline:
+            self.note("hook-failed", name=name, error=f"no answer within {HOOK_TIMEOUT_SECONDS:g}s")
+            return
+        except Exception as exc:  # the report must still go out
+            log.exception("hangup hook %s crashed", name)
+            self.note("hook-failed", name=name, error=type(exc).__name__)
+            return
+        self.note("hook-result", name=name, response=result.response, error=result.error)
 
     def _swml_context(self, origin: TransferOrigin = "document") -> SwmlContext:
         return SwmlContext(

@@ -53,7 +53,9 @@ from callgate.template import expand, expand_value
 log = logging.getLogger(__name__)
 
 # Functions SignalWire calls itself at fixed moments; never offered to the model as tools.
-RESERVED_FUNCTIONS = frozenset({"startup_hook", "hangup_hook", "summarize_conversation"})
+STARTUP_HOOKS = ("startup_hook", "start_hook")
+HANGUP_HOOKS = ("hangup_hook", "stop_hook")
+RESERVED_FUNCTIONS = frozenset({*STARTUP_HOOKS, *HANGUP_HOOKS, "summarize_conversation"})
 
 
 @dataclass
@@ -161,6 +163,10 @@ class FunctionRuntime:
 
     def get(self, name: str) -> Function | None:
         return self._functions.get(name) or self._natives.get(name)
+
+    def hook(self, names: tuple[str, ...]) -> str | None:
+        """The document's hook function among `names` (SignalWire's spellings), if it has one."""
+        return next((name for name in names if name in self._functions), None)
 
     def names(self) -> list[str]:
         """Every known function, active or not, document order then natives."""
