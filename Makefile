@@ -24,16 +24,18 @@ typecheck: $(STAMP)
 unit: $(STAMP) system-deps
 	$(BIN)/pytest -q
 
-# PostgreSQL server binaries for the call-record store tests (tests/records start a throwaway
-# server on 127.0.0.1). Installed with apt-get only when missing; as root or through sudo.
+# Debian packages the tests need, installed with apt-get only when missing (as root or through sudo):
+# PostgreSQL server binaries for the call-record store tests (a throwaway server on 127.0.0.1) and
+# espeak-ng, the offline text-to-speech engine (speech tests, and every real call without a TTS endpoint).
 PG_INITDB := $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb) $(shell command -v initdb 2>/dev/null))
+APT_MISSING := $(if $(PG_INITDB),,postgresql) $(if $(shell command -v espeak-ng 2>/dev/null),,espeak-ng)
 system-deps:
-ifeq ($(PG_INITDB),)
-	@echo "installing PostgreSQL server packages (call-record store tests)"
+ifneq ($(strip $(APT_MISSING)),)
+	@echo "installing Debian packages: $(strip $(APT_MISSING))"
 	@SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	    postgresql >/dev/null
+	    $(strip $(APT_MISSING)) >/dev/null
 else
 	@true
 endif
