@@ -427,6 +427,8 @@ class AgentSession:
             if result.post_process and result.actions:
                 # SignalWire's order: the model answers the response first, then the actions run.
                 self._deferred.append(_Deferred(call.name, result.actions, origin, result.server_values))
+                if any(isinstance(action, act.Hangup | act.Stop | act.Swml) for action in result.actions):
+                    self.speaker.protect()  # the reply before a post_process hang-up is never cut
                 self.note("post-process-deferred", name=call.name, actions=len(result.actions))
             else:
                 await self._apply_actions(result.actions, pending, origin, result.server_values)
