@@ -53,8 +53,11 @@ $(DEMO_STAMP): $(STAMP)
 demo: $(DEMO_STAMP)
 	$(BIN)/callgate demo
 
+# Speed figures (docs/benchmarks.md). vs_pipecat installs Pipecat into .bench-venv/ (git-ignored) once.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/swaig_eval.py
+	$(BIN)/python benchmarks/turn_overhead.py
+	$(BIN)/python benchmarks/vs_pipecat.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
