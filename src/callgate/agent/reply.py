@@ -21,7 +21,7 @@ class ReplySpeech:
         self._speaker = speaker
         self._note = note
         self._commands = CommandFilter(enabled=text_commands)
-        self._splitter = SentenceSplitter()
+        self._splitter = SentenceSplitter(eager=True)  # first audio as soon as a sentence is surely over
         self._parts: list[str] = []
         self.hangup: Hangup | None = None
         self.transfer: Transfer | None = None

@@ -14,7 +14,9 @@ import httpx
 import typer
 from rich.console import Console
 
+from callgate import gc_tuning
 from callgate.channels.console import HELP, ConsoleCall, ConsoleSwitch
+from callgate.http_pool import shared_pool
 from callgate.llm.client import ChatModel
 from callgate.llm.factory import make_model
 from callgate.llm.types import ModelError
@@ -125,6 +127,9 @@ def load_agent(source: str, console: Console, call: CallInfo | None = None) -> L
         raise typer.Exit(1) from exc
     for warning in loaded.warnings:
         console.print(f"[yellow]warning[/] {warning}")
+    # Start-up and the agent document are loaded: keep them out of every later collection.
+    gc_tuning.tune()
+    gc_tuning.settle()
     return loaded
 
 
@@ -190,6 +195,7 @@ async def converse(
                 close = getattr(model, "aclose", None)
                 if close is not None:
                     await close()
+            await shared_pool().aclose()
             if store is not None:
                 store.close()
     console.rule(f"call ended: [bold]{outcome.ended_reason}[/]")

@@ -8,6 +8,11 @@ The stream yields `TextDelta`s as they arrive, then `ToolCallsReady` (if the mod
 - `config`: the client could not be set up.
 429, 5xx and connection failures are retried with back-off, but only while nothing has been yielded:
 once a word may have been spoken, a retry would make the agent repeat itself.
+
+The protocol is spoken directly over httpx (JSON request, server-sent events back), not through the
+openai SDK: on the hot path of every turn the SDK's request transform and per-chunk models cost more
+CPU than the rest of the engine. One timer per stream (`_StreamDeadline`) keeps the timeouts; the
+HTTP client is normally the process's shared one for the endpoint (`callgate.http_pool`).
 """
 
 from __future__ import annotations
@@ -15,12 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any, Protocol, cast
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from typing import Any, Protocol
 
 import httpx
-import openai
 
+from callgate.http_pool import MODEL_LIMITS, ssl_context
 from callgate.llm.assembler import ToolCallAssembler
 from callgate.llm.types import (
     ModelError,
@@ -34,6 +39,7 @@ from callgate.llm.types import (
 from callgate.telephony.clock import Clock, SystemClock
 
 _MAX_RETRY_AFTER = 10.0
+_MAX_ERROR_BODY = 64 * 1024
 
 
 class ChatModel(Protocol):
@@ -64,8 +70,8 @@ class _Failure(Exception):
         self.retry_after = retry_after
 
 
-def _retry_after(error: openai.APIStatusError) -> float | None:
-    value = error.response.headers.get("retry-after")
+def _retry_after(headers: httpx.Headers) -> float | None:
+    value = headers.get("retry-after")
     if value is None:
         return None
     try:
@@ -74,19 +80,76 @@ def _retry_after(error: openai.APIStatusError) -> float | None:
         return None
 
 
-def _status_failure(error: openai.APIStatusError) -> _Failure:
-    status = error.status_code
-    retryable = status == 429 or status >= 500
-    return _Failure(
-        "http",
-        f"HTTP {status}: {error.message}",
-        retryable=retryable,
-        retry_after=_retry_after(error) if retryable else None,
-    )
+def _error_message(body: bytes, reason: str) -> str:
+    """The message of an OpenAI-style error body (`{"error": {"message": …}}`), else the body's text."""
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text[:500] or reason
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict) and error.get("message"):
+        return str(error["message"])
+    if isinstance(error, str) and error:
+        return error
+    if isinstance(data, dict) and data.get("message"):
+        return str(data["message"])
+    return text[:500] or reason
+
+
+class _StreamDeadline:
+    """The timeouts of one stream as a single timer: `expires` (loop time) moves forward as chunks
+    arrive — a float store, no task or timer per chunk. When the timer fires early it re-arms itself
+    for the new `expires`; when it fires late it cancels the reading task. It only ever cancels while
+    the stream is waiting for the network (`waiting`), never while the consumer holds an event."""
+
+    def __init__(self, expires: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self.expires = expires
+        self.waiting = True
+        self.fired = False
+        self._handle: asyncio.TimerHandle | None = self._loop.call_at(expires, self._check)
+
+    def move(self, expires: float) -> None:
+        """A new expiry time; the timer is re-armed only if it is earlier than the armed one."""
+        self.expires = expires
+        if self._handle is not None and expires < self._handle.when():
+            self._handle.cancel()
+            self._handle = self._loop.call_at(expires, self._check)
+
+    def pause(self) -> None:
+        """An event goes to the consumer: its time is not the server's."""
+        self.waiting = False
+
+    def resume(self) -> None:
+        self.waiting = True
+        if self._handle is None and not self.fired:
+            self._handle = self._loop.call_at(self.expires, self._check)
+
+    def _check(self) -> None:
+        self._handle = None
+        if not self.waiting:
+            return  # re-armed by resume()
+        if self.expires - self._loop.time() > 0.0005:
+            self._handle = self._loop.call_at(self.expires, self._check)
+            return
+        self.fired = True
+        if self._task is not None:
+            self._task.cancel()
+
+    def ours(self) -> bool:
+        """After a CancelledError: whether it came from this deadline alone (then it is a timeout)."""
+        return self.fired and self._task is not None and self._task.uncancel() == 0
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
 
 
 class OpenAIChatModel:
-    """A `ChatModel` for an OpenAI-compatible `/chat/completions` endpoint, via the openai SDK."""
+    """A `ChatModel` for an OpenAI-compatible `/chat/completions` endpoint, streamed over httpx."""
 
     def __init__(
         self,
@@ -106,26 +169,33 @@ class OpenAIChatModel:
         self.retries = max(0, retries)
         self.backoff = backoff
         self._clock: Clock = clock or SystemClock()
-        self._owns_client = http_client is None
         # Ask for usage in the stream until a server says it does not know `stream_options`.
         self._include_usage = True
         try:
-            self._client = openai.AsyncOpenAI(
-                base_url=base_url,
-                # Local servers take no key, but the SDK insists on one.
-                api_key=api_key or "no-key",
-                max_retries=0,  # retries are ours: they must stop once a token was yielded
-                # A backstop only: the per-chunk timeouts below are the ones that matter.
-                timeout=max(first_token_timeout, chunk_timeout) * 3 + 5,
-                # The SDK accepts httpx clients as well as httpx2 ones; its annotation names only the latter.
-                http_client=cast(Any, http_client),
-            )
-        except openai.OpenAIError as exc:
-            raise ModelError("config", f"cannot set up the model client: {exc}") from exc
+            self._url = httpx.URL(base_url.rstrip("/") + "/chat/completions")
+            if self._url.scheme not in ("http", "https") or not self._url.host:
+                raise ValueError("not an http(s) URL")
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise ModelError("config", f"cannot set up the model client for {base_url!r}: {exc}") from exc
+        self._headers = {"content-type": "application/json", "accept": "text/event-stream"}
+        if api_key:
+            self._headers["authorization"] = f"Bearer {api_key}"
+        # A backstop only: the stream's own deadline is the one that matters.
+        backstop = max(first_token_timeout, chunk_timeout) * 3 + 5
+        self._timeout = httpx.Timeout(backstop)
+        self._owns_client = http_client is None
+        self._client = http_client or httpx.AsyncClient(
+            verify=ssl_context(), limits=MODEL_LIMITS, timeout=self._timeout
+        )
+
+    @property
+    def http_client(self) -> httpx.AsyncClient:
+        """The HTTP client the model talks through (the process's shared one, unless it owns one)."""
+        return self._client
 
     async def aclose(self) -> None:
         if self._owns_client:
-            await self._client.close()
+            await self._client.aclose()
 
     async def stream(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, settings: ModelSettings
@@ -165,93 +235,154 @@ class OpenAIChatModel:
             request["stream_options"] = {"include_usage": True}
         return request
 
-    async def _open(self, request: dict[str, Any], timeout: float) -> Any:
-        """Send the request; returns the SDK's async stream once the response headers arrived."""
-        create = self._client.chat.completions.create
+    async def _open(self, body: bytes) -> httpx.Response:
+        """Send the request; returns the response once its headers arrived with a 2xx status."""
+        request = self._client.build_request(
+            "POST", self._url, content=body, headers=self._headers, timeout=self._timeout
+        )
         try:
-            return await asyncio.wait_for(create(**request), timeout)
-        except TimeoutError:
+            response = await self._client.send(request, stream=True)
+        except httpx.TimeoutException:
             raise _Failure("timeout", f"no response within {self.first_token_timeout:g} s") from None
-        except openai.APIStatusError as exc:
-            if exc.status_code in (400, 422) and "stream_options" in str(exc.message) and self._include_usage:
-                # Older servers reject `stream_options`; ask again without it.
-                self._include_usage = False
-                raise _Failure("http", str(exc.message), retryable=True, retry_after=0.0) from exc
-            raise _status_failure(exc) from exc
-        except openai.APIConnectionError as exc:
-            raise _Failure("http", f"cannot reach the model: {exc}", retryable=True) from exc
-        except openai.OpenAIError as exc:
+        except httpx.TransportError as exc:
+            raise _Failure("http", f"cannot reach the model: {exc!r}", retryable=True) from exc
+        except httpx.HTTPError as exc:
             raise _Failure("http", str(exc)) from exc
+        if response.status_code < 400:
+            return response
+        try:
+            body_read = await response.aread()
+        except httpx.HTTPError:
+            body_read = b""
+        finally:
+            await response.aclose()
+        status = response.status_code
+        message = _error_message(body_read[:_MAX_ERROR_BODY], response.reason_phrase)
+        if status in (400, 422) and "stream_options" in message and self._include_usage:
+            # Older servers reject `stream_options`; ask again without it.
+            self._include_usage = False
+            raise _Failure("http", message, retryable=True, retry_after=0.0)
+        retryable = status == 429 or status >= 500
+        raise _Failure(
+            "http",
+            f"HTTP {status}: {message}",
+            retryable=retryable,
+            retry_after=_retry_after(response.headers) if retryable else None,
+        )
 
     async def _attempt(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, settings: ModelSettings
     ) -> AsyncGenerator[StreamEvent, None]:
         started = self._clock.monotonic()
-        first_token_deadline = started + self.first_token_timeout
-        stream = await self._open(self._request(messages, tools, settings), self.first_token_timeout)
+        body = json.dumps(self._request(messages, tools, settings), ensure_ascii=False).encode()
+        loop = asyncio.get_running_loop()
+        deadline = _StreamDeadline(loop.time() + self.first_token_timeout)
+        response: httpx.Response | None = None
         assembler = ToolCallAssembler()
         produced_text = False
         first_token_seconds: float | None = None
         finish_reason: str | None = None
         input_tokens = output_tokens = 0
-        iterator = stream.__aiter__()
+        done = False
         try:
-            while True:
-                waiting_first = first_token_seconds is None
-                if waiting_first:
-                    timeout = max(0.0, first_token_deadline - self._clock.monotonic())
+            try:
+                response = await self._open(body)
+            except asyncio.CancelledError:
+                if deadline.ours():
+                    raise _Failure("timeout", f"no response within {self.first_token_timeout:g} s") from None
+                raise
+            buffer = b""
+            data: list[bytes] = []
+            event_name = b""
+            async for raw in response.aiter_bytes():
+                if done:
+                    continue  # after [DONE]: read the body to its end, so the connection is reused
+                buffer += raw
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if line.endswith(b"\r"):
+                        line = line[:-1]
+                    if line:
+                        if line.startswith(b"data:"):
+                            data.append(line[6:] if line[5:6] == b" " else line[5:])
+                        elif line.startswith(b"event:"):
+                            event_name = line[6:].strip()
+                        continue  # comments (`:`), `id:`, `retry:` are not ours
+                    if not data:
+                        continue
+                    payload = data[0] if len(data) == 1 else b"\n".join(data)
+                    data = []
+                    if payload.strip() == b"[DONE]":
+                        done = True
+                        break
+                    chunk = _parse_chunk(payload, event_name, produced_text)
+                    event_name = b""
+                    usage = chunk.get("usage")
+                    if usage:
+                        input_tokens = int(usage.get("prompt_tokens") or 0)
+                        output_tokens = int(usage.get("completion_tokens") or 0)
+                    for choice in chunk.get("choices") or ():
+                        if choice.get("index") or 0:
+                            continue  # only the first choice is spoken
+                        delta = choice.get("delta") or {}
+                        content = delta.get("content")
+                        tool_deltas = delta.get("tool_calls")
+                        if first_token_seconds is None:
+                            if content or tool_deltas:
+                                first_token_seconds = self._clock.monotonic() - started
+                                deadline.move(loop.time() + self.chunk_timeout)
+                        else:
+                            deadline.expires = loop.time() + self.chunk_timeout
+                        if tool_deltas:
+                            assembler.feed(tool_deltas)
+                        if choice.get("finish_reason"):
+                            finish_reason = str(choice["finish_reason"])
+                        if content:
+                            produced_text = True
+                            deadline.pause()
+                            yield TextDelta(content)
+                            deadline.resume()
+            if data and not done:
+                # The last event had no blank line after it: it still counts.
+                payload = b"\n".join(data)
+                if payload.strip() == b"[DONE]":
+                    done = True
                 else:
-                    timeout = self.chunk_timeout
-                try:
-                    chunk = await asyncio.wait_for(iterator.__anext__(), timeout)
-                except StopAsyncIteration:
-                    break
-                except TimeoutError:
-                    what = "first token" if waiting_first else "next chunk"
-                    limit = self.first_token_timeout if waiting_first else self.chunk_timeout
-                    raise _Failure(
-                        "timeout", f"no {what} within {limit:g} s", produced_text=produced_text
-                    ) from None
-
-                usage = getattr(chunk, "usage", None)
-                if usage is not None:
-                    input_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
-                    output_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
-                for choice in getattr(chunk, "choices", None) or []:
-                    if (getattr(choice, "index", 0) or 0) != 0:
-                        continue  # only the first choice is spoken
-                    delta = getattr(choice, "delta", None)
-                    content = getattr(delta, "content", None) if delta is not None else None
-                    tool_deltas = getattr(delta, "tool_calls", None) if delta is not None else None
-                    if (content or tool_deltas) and first_token_seconds is None:
-                        first_token_seconds = self._clock.monotonic() - started
-                    if content:
-                        produced_text = True
-                        yield TextDelta(content)
-                    assembler.feed(tool_deltas)
-                    if getattr(choice, "finish_reason", None):
-                        finish_reason = str(choice.finish_reason)
-        except openai.APIConnectionError as exc:
+                    chunk = _parse_chunk(payload, event_name, produced_text)
+                    for choice in chunk.get("choices") or ():
+                        if not (choice.get("index") or 0) and choice.get("finish_reason"):
+                            finish_reason = str(choice["finish_reason"])
+        except asyncio.CancelledError:
+            if not deadline.ours():
+                raise
+            if finish_reason is None or not done:
+                waiting_first = first_token_seconds is None
+                what = "first token" if waiting_first else "next chunk"
+                limit = self.first_token_timeout if waiting_first else self.chunk_timeout
+                raise _Failure(
+                    "timeout", f"no {what} within {limit:g} s", produced_text=produced_text
+                ) from None
+            # [DONE] came but the body never ended: the reply is whole all the same.
+        except httpx.TimeoutException:
+            raise _Failure("timeout", "the stream stalled", produced_text=produced_text) from None
+        except httpx.TransportError as exc:
             raise _Failure(
                 "cut",
-                f"the stream broke off: {exc.__cause__ or exc}",
+                f"the stream broke off: {exc!r}",
                 produced_text=produced_text,
                 retryable=not produced_text,
             ) from exc
-        except json.JSONDecodeError as exc:
-            raise _Failure(
-                "http", f"the stream sent a chunk that is not JSON: {exc.msg}", produced_text=produced_text
-            ) from exc
-        except openai.APIError as exc:
-            message = f"the stream reported an error: {exc.message}"
-            raise _Failure("http", message, produced_text=produced_text) from exc
+        except httpx.HTTPError as exc:
+            raise _Failure("http", f"the stream failed: {exc}", produced_text=produced_text) from exc
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             # A chunk of an unexpected shape: a broken server must end the turn, never crash the call.
             message = f"the stream sent an unreadable chunk: {type(exc).__name__}: {exc}"
             raise _Failure("http", message, produced_text=produced_text) from exc
         finally:
-            with contextlib.suppress(Exception):
-                await stream.close()
+            deadline.close()
+            if response is not None:
+                with contextlib.suppress(Exception):
+                    await response.aclose()
 
         if finish_reason is None:
             # Servers end every reply with a finish reason; without one the reply is incomplete.
@@ -270,3 +401,22 @@ class OpenAIChatModel:
             output_tokens=output_tokens,
             first_token_seconds=first_token_seconds,
         )
+
+
+def _parse_chunk(payload: bytes, event_name: bytes, produced_text: bool) -> Mapping[str, Any]:
+    """One `data:` payload as a chunk; error events and non-JSON are failures of the stream."""
+    try:
+        chunk = json.loads(payload)
+    except json.JSONDecodeError as exc:
+        raise _Failure(
+            "http", f"the stream sent a chunk that is not JSON: {exc.msg}", produced_text=produced_text
+        ) from exc
+    if not isinstance(chunk, dict):
+        raise _Failure("http", "the stream sent a chunk that is not an object", produced_text=produced_text)
+    error = chunk.get("error")
+    if error or event_name == b"error":
+        if isinstance(error, dict):
+            error = error.get("message") or error
+        message = f"the stream reported an error: {error or payload.decode('utf-8', 'replace')[:300]}"
+        raise _Failure("http", message, produced_text=produced_text)
+    return chunk

