@@ -96,7 +96,8 @@ def destination_key(destination: str) -> str:
     return re.sub(r"[\s().-]", "", text)
 
 
-DialFailureCode = Literal["busy", "no-answer", "rejected", "unreachable"]
+# `timeout`: a blind transfer the far end accepted but never reported on (no final NOTIFY).
+DialFailureCode = Literal["busy", "no-answer", "rejected", "unreachable", "timeout"]
 
 
 class DialFailed(Exception):

@@ -1,0 +1,225 @@
+"""What a SIP leg sends every 20 ms: queued speech, running playbacks (mixed), or silence.
+
+- `SpeechQueue`: say() appends an utterance's frames; the pacer takes one per tick. The utterance's
+  future resolves at the tick after its last frame left (its send time has passed), or fails with
+  `SpeechInterrupted` (barge-in) / the leg's error.
+- `PlaybackStream`: play() audio (WAV at 8/16/22.05/44.1 kHz or any rate, resampled to 8 kHz;
+  from a file or an http(s) URL), once or looping, with `stop()` / `wait()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import wave
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+import numpy.typing as npt
+
+from callgate.speech.base import TELEPHONE_RATE, frame_bytes
+
+FRAME = frame_bytes(TELEPHONE_RATE)  # 320 bytes of PCM16 = 160 samples
+SILENCE = bytes(FRAME)
+
+
+class AudioSourceError(Exception):
+    """A play() source that cannot be read (missing file, not a WAV, HTTP failure)."""
+
+
+def split_frames(pcm: bytes) -> list[bytes]:
+    """20 ms frames, the last one padded with silence."""
+    if len(pcm) % 2:
+        pcm = pcm[:-1]
+    frames = [pcm[i : i + FRAME] for i in range(0, len(pcm), FRAME)]
+    if frames and len(frames[-1]) < FRAME:
+        frames[-1] = frames[-1] + bytes(FRAME - len(frames[-1]))
+    return frames
+
+
+def mix(frames: list[bytes]) -> bytes:
+    if len(frames) == 1:
+        return frames[0]
+    total = np.zeros(FRAME // 2, dtype=np.int32)
+    for frame in frames:
+        total += np.frombuffer(frame, dtype="<i2")
+    return bytes(np.clip(total, -32768, 32767).astype("<i2").tobytes())
+
+
+# ---------------------------------------------------------------- reading and resampling WAV
+
+
+def resample(samples: npt.NDArray[np.float64], source_rate: int, target_rate: int) -> npt.NDArray[np.float64]:
+    """Windowed-sinc low-pass (when going down) then linear interpolation onto the new grid."""
+    if source_rate == target_rate or samples.size == 0:
+        return samples
+    if target_rate < source_rate:
+        cutoff = 0.45 * target_rate / source_rate  # cycles per input sample, below the new Nyquist
+        taps = 101
+        n = np.arange(taps) - (taps - 1) / 2
+        kernel = 2 * cutoff * np.sinc(2 * cutoff * n) * np.hamming(taps)
+        kernel /= kernel.sum()
+        samples = np.convolve(samples, kernel, mode="same")
+    count = round(samples.size * target_rate / source_rate)
+    positions = np.arange(count) * (source_rate / target_rate)
+    resampled: npt.NDArray[np.float64] = np.interp(positions, np.arange(samples.size), samples)
+    return resampled
+
+
+def wav_to_pcm8k(data: bytes) -> bytes:
+    """A WAV file's audio as 8 kHz mono PCM16 (any channel count, 8/16/24/32-bit integer PCM)."""
+    try:
+        with wave.open(io.BytesIO(data), "rb") as reader:
+            channels = reader.getnchannels()
+            width = reader.getsampwidth()
+            rate = reader.getframerate()
+            raw = reader.readframes(reader.getnframes())
+    except (wave.Error, EOFError) as error:
+        raise AudioSourceError(f"not a PCM WAV file: {error}") from error
+    if width == 1:
+        samples = (np.frombuffer(raw, dtype=np.uint8).astype(np.float64) - 128) * 256
+    elif width == 2:
+        samples = np.frombuffer(raw, dtype="<i2").astype(np.float64)
+    elif width == 3:
+        bytes3 = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3)
+        ints = (
+            bytes3[:, 0].astype(np.int32)
+            | (bytes3[:, 1].astype(np.int32) << 8)
+            | (bytes3[:, 2].astype(np.int32) << 16)
+        )
+        ints = np.where(ints >= 1 << 23, ints - (1 << 24), ints)
+        samples = ints.astype(np.float64) / 256
+    elif width == 4:
+        samples = np.frombuffer(raw, dtype="<i4").astype(np.float64) / 65536
+    else:
+        raise AudioSourceError(f"unsupported sample width {width}")
+    if channels > 1:
+        samples = samples[: samples.size - samples.size % channels].reshape(-1, channels).mean(axis=1)
+    out = resample(samples, rate, TELEPHONE_RATE)
+    return bytes(np.clip(np.round(out), -32768, 32767).astype("<i2").tobytes())
+
+
+async def load_source(source: str, *, timeout: float = 10.0) -> bytes:
+    """play()'s source (a WAV file path, file:// URL or http(s) URL) as 8 kHz PCM16."""
+    if source.startswith(("http://", "https://")):
+        try:
+            async with httpx.AsyncClient(timeout=timeout, follow_redirects=True) as client:
+                response = await client.get(source)
+        except httpx.HTTPError as error:
+            raise AudioSourceError(f"cannot fetch {source}: {error}") from error
+        if response.status_code >= 400:
+            raise AudioSourceError(f"cannot fetch {source}: HTTP {response.status_code}")
+        data = response.content
+    else:
+        path = Path(source[len("file://") :] if source.startswith("file://") else source)
+        try:
+            data = await asyncio.to_thread(path.read_bytes)
+        except OSError as error:
+            raise AudioSourceError(f"cannot read {source}: {error.strerror or error}") from error
+    return await asyncio.to_thread(wav_to_pcm8k, data)
+
+
+# ---------------------------------------------------------------- outgoing sources
+
+
+@dataclass
+class Utterance:
+    text: str
+    frames: list[bytes]
+    done: asyncio.Future[None]
+    sent: int = 0
+    finishing: bool = False  # the last frame has left; resolve at the next tick
+
+    def heard(self) -> str:
+        """The words played so far, in proportion to the frames sent (as the sim's say-cut)."""
+        words = self.text.split()
+        if not self.frames:
+            return ""
+        return " ".join(words[: int(len(words) * self.sent / len(self.frames))])
+
+
+class SpeechQueue:
+    """Utterances waiting for the pacer, oldest first."""
+
+    def __init__(self) -> None:
+        self._queue: deque[Utterance] = deque()
+
+    def add(self, text: str, frames: list[bytes]) -> Utterance:
+        utterance = Utterance(text, frames, asyncio.get_running_loop().create_future())
+        if not frames:
+            utterance.done.set_result(None)
+        else:
+            self._queue.append(utterance)
+        return utterance
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._queue)
+
+    def next_frame(self) -> bytes | None:
+        """The next frame to send, resolving an utterance whose last frame left one tick ago."""
+        while self._queue:
+            current = self._queue[0]
+            if current.finishing:
+                self._queue.popleft()
+                if not current.done.done():
+                    current.done.set_result(None)
+                continue
+            if current.done.done():  # cancelled by its say()
+                self._queue.popleft()
+                continue
+            frame = current.frames[current.sent]
+            current.sent += 1
+            if current.sent == len(current.frames):
+                current.finishing = True
+            return frame
+        return None
+
+    def fail_all(self, make_error: Callable[[Utterance], BaseException]) -> list[Utterance]:
+        """Stop every queued utterance (barge-in, hold, hang-up); each say() raises its error."""
+        stopped = list(self._queue)
+        self._queue.clear()
+        for utterance in stopped:
+            if not utterance.done.done():
+                utterance.done.set_exception(make_error(utterance))
+        return stopped
+
+
+@dataclass
+class PlaybackStream:
+    """A running play(): the Playback protocol plus the pacer's frame source."""
+
+    source: str
+    frames: list[bytes]
+    loop: bool
+    position: int = 0
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    how: str | None = None  # finished | stopped | call-ended
+
+    def next_frame(self) -> bytes | None:
+        if self.finished.is_set():
+            return None
+        if self.position >= len(self.frames):
+            if self.loop and self.frames:
+                self.position = 0
+            else:
+                self.end("finished")
+                return None
+        frame = self.frames[self.position]
+        self.position += 1
+        return frame
+
+    def end(self, how: str) -> None:
+        if not self.finished.is_set():
+            self.how = how
+            self.finished.set()
+
+    async def stop(self) -> None:
+        self.end("stopped")
+
+    async def wait(self) -> None:
+        await self.finished.wait()

@@ -1,0 +1,339 @@
+"""Real peers for the SIP channel tests: sipp runs, a Python RTP party, a capture, tone checks.
+
+Every process started here has a timeout and is killed in a `finally`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import shutil
+import socket
+import struct
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import cast
+
+import numpy as np
+
+from callgate.channels.sip.rtp import RtpPacket, RtpSender, event_payload
+from callgate.speech.codecs import decode, encode
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+RATE = 8000
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def require(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        raise RuntimeError(f"{tool} is not installed: `make system-deps` installs it")
+    return path
+
+
+# ---------------------------------------------------------------- audio
+
+
+def tone(frequency: float, seconds: float, amplitude: int = 8000) -> bytes:
+    n = np.arange(int(RATE * seconds))
+    samples = amplitude * np.sin(2 * math.pi * frequency * n / RATE)
+    return bytes(samples.astype("<i2").tobytes())
+
+
+def tone_share(pcm: bytes, frequency: float) -> float:
+    """The share of the signal's energy within ±40 Hz of `frequency` (0 for silence)."""
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+    if samples.size < 160 or not np.any(samples):
+        return 0.0
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(samples.size))) ** 2
+    freqs = np.fft.rfftfreq(samples.size, 1 / RATE)
+    band = spectrum[(freqs > frequency - 40) & (freqs < frequency + 40)].sum()
+    return float(band / spectrum.sum())
+
+
+class ToneSynthesizer:
+    """A test voice: each word is 200 ms of one tone. Deterministic, and easy to find in RTP."""
+
+    def __init__(self, frequency: float = 1000.0) -> None:
+        self.frequency = frequency
+        self.texts: list[str] = []
+
+    async def synthesize(self, text: str, *, sample_rate: int, language: str | None = None) -> bytes:
+        assert sample_rate == RATE
+        self.texts.append(text)
+        return tone(self.frequency, 0.2 * len(text.split()))
+
+
+class RecordingListener:
+    """A test ear: keeps every frame fed to it; paused frames are dropped as a real one would."""
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+        self.paused = False
+        self.pauses = 0
+        self.closed = False
+
+    def feed(self, frame: bytes) -> None:
+        if not self.paused:
+            self.frames.append(frame)
+
+    def pause(self) -> None:
+        self.paused = True
+        self.pauses += 1
+
+    def resume(self) -> None:
+        self.paused = False
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+    def audio(self) -> bytes:
+        return b"".join(self.frames)
+
+
+# ---------------------------------------------------------------- a Python RTP party
+
+
+@dataclass
+class Received:
+    at: float
+    packet: RtpPacket
+
+
+@dataclass
+class RtpParty(asyncio.DatagramProtocol):
+    """Sends a tone (PCMU, 20 ms) to whoever last sent to it / a given address; keeps what arrives."""
+
+    frequency: float | None = None
+    received: list[Received] = field(default_factory=list)
+    transport: asyncio.DatagramTransport | None = None
+    remote: tuple[str, int] | None = None
+    sending: bool = True
+    port: int = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        self.received.append(Received(time.time(), RtpPacket.parse(data)))
+        if self.remote is None:
+            self.remote = (str(addr[0]), int(addr[1]))
+
+    def audio(self, payload_type: int = 0) -> bytes:
+        codec = "PCMU" if payload_type == 0 else "PCMA"
+        return b"".join(
+            decode(r.packet.payload, codec) for r in self.received if r.packet.payload_type == payload_type
+        )
+
+    async def send_tone(self, seconds: float) -> None:
+        """Send `seconds` of tone (silence if no frequency) once the far end is known."""
+        sender = RtpSender(0)
+        pcm = tone(self.frequency, seconds) if self.frequency else bytes(int(RATE * seconds) * 2)
+        for i in range(0, len(pcm), 320):
+            if not self.sending:
+                return
+            if self.remote is not None and self.transport is not None:
+                self.transport.sendto(sender.packet(encode(pcm[i : i + 320], "PCMU")), self.remote)
+            await asyncio.sleep(0.02)
+
+    async def send_dtmf(self, digits: str, event_pt: int = 101) -> None:
+        sender = RtpSender(event_pt)
+        assert self.transport is not None and self.remote is not None
+        for digit in digits:
+            start = sender.timestamp
+            for step in range(1, 6):
+                packet = bytearray(sender.packet(event_payload(digit, end=step == 5, duration=160 * step)))
+                struct.pack_into("!I", packet, 4, start)  # one timestamp per event
+                self.transport.sendto(bytes(packet), self.remote)
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.1)
+
+
+@contextlib.asynccontextmanager
+async def rtp_party(frequency: float | None = None) -> AsyncIterator[RtpParty]:
+    loop = asyncio.get_running_loop()
+    transport, party = await loop.create_datagram_endpoint(
+        lambda: RtpParty(frequency=frequency), local_addr=("127.0.0.1", 0)
+    )
+    party.port = transport.get_extra_info("sockname")[1]
+    try:
+        yield party
+    finally:
+        party.sending = False
+        transport.close()
+
+
+# ---------------------------------------------------------------- sipp
+
+
+@dataclass
+class SippResult:
+    returncode: int
+    output: str
+    errors: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+async def sipp(
+    scenario: str,
+    target_port: int,
+    *,
+    keys: dict[str, str] | None = None,
+    timeout: float = 20.0,
+    port: int | None = None,
+    uas: bool = False,
+    workdir: Path,
+) -> SippResult:
+    """Run one sipp call of `scenario` (a file in scenarios/) against 127.0.0.1:target_port."""
+    args = [
+        require("sipp"),
+        "-sf",
+        str(SCENARIOS / scenario),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(port or free_udp_port()),
+        "-m",
+        "1",
+        "-timeout",
+        f"{int(timeout)}s",
+        "-timeout_error",
+        "-recv_timeout",
+        f"{int(timeout * 1000)}",
+        "-nostdin",
+        "-trace_err",
+        "-error_file",
+        str(workdir / f"{scenario}.errors.log"),
+    ]
+    if not uas:
+        args.append(f"127.0.0.1:{target_port}")
+    for key, value in (keys or {}).items():
+        args += ["-key", key, value]
+    process = await asyncio.create_subprocess_exec(
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=workdir,
+        env={**os.environ, "TERM": "dumb"},
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout + 10)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    errors_file = workdir / f"{scenario}.errors.log"
+    errors = errors_file.read_text() if errors_file.exists() else ""
+    return SippResult(
+        process.returncode or 0, out.decode(errors="replace")[-3000:], errors + err.decode(errors="replace")
+    )
+
+
+@contextlib.asynccontextmanager
+async def sipp_running(
+    scenario: str, target_port: int, *, workdir: Path, **kwargs: object
+) -> AsyncIterator[asyncio.Task[SippResult]]:
+    task = asyncio.ensure_future(sipp(scenario, target_port, workdir=workdir, **kwargs))  # type: ignore[arg-type]
+    try:
+        yield task
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+
+# ---------------------------------------------------------------- capture
+
+
+@dataclass(frozen=True)
+class Captured:
+    at: float
+    src_port: int
+    dst_port: int
+    payload: bytes
+
+
+@contextlib.asynccontextmanager
+async def capture(ports: list[int], path: Path) -> AsyncIterator[list[Captured]]:
+    """Capture UDP on lo for `ports` with dumpcap (tshark's capture engine) into a pcap file;
+    the list is filled when the block ends."""
+    dumpcap = require("dumpcap")
+    capture_filter = " or ".join(f"udp port {port}" for port in ports)
+    process = await asyncio.create_subprocess_exec(
+        "timeout",
+        "60",
+        dumpcap,
+        "-i",
+        "lo",
+        "-P",
+        "-q",
+        "-f",
+        capture_filter,
+        "-w",
+        str(path),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    packets: list[Captured] = []
+    try:
+        assert process.stderr is not None
+        # dumpcap says "Capturing on 'Loopback: lo'" once packets are being taken.
+        await asyncio.wait_for(_until_capturing(process.stderr), 10)
+        await asyncio.sleep(0.2)
+        yield packets
+        await asyncio.sleep(0.3)
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(process.wait(), 5)
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    packets.extend(read_pcap(path))
+
+
+async def _until_capturing(stream: asyncio.StreamReader) -> None:
+    while True:
+        line = await stream.readline()
+        if not line:
+            raise RuntimeError("dumpcap exited before capturing")
+        if b"Capturing on" in line:
+            return
+
+
+def read_pcap(path: Path) -> list[Captured]:
+    """UDP datagrams of a classic pcap file (Ethernet or Linux cooked link layer, IPv4)."""
+    data = path.read_bytes()
+    magic = struct.unpack_from("<I", data)[0]
+    endian = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+    nano = magic in (0xA1B23C4D, 0x4D3CB2A1)
+    linktype = struct.unpack_from(endian + "I", data, 20)[0]
+    link_len = {1: 14, 113: 16, 0: 4}.get(linktype, 14)
+    offset = 24
+    packets: list[Captured] = []
+    while offset + 16 <= len(data):
+        seconds, fraction, caplen, _ = struct.unpack_from(endian + "IIII", data, offset)
+        frame = data[offset + 16 : offset + 16 + caplen]
+        offset += 16 + caplen
+        ip = frame[link_len:]
+        if len(ip) < 28 or ip[0] >> 4 != 4 or ip[9] != 17:
+            continue
+        header = (ip[0] & 0x0F) * 4
+        src, dst = struct.unpack_from("!HH", ip, header)
+        at = seconds + fraction / (1e9 if nano else 1e6)
+        packets.append(Captured(at, src, dst, ip[header + 8 :]))
+    return packets

@@ -1,0 +1,260 @@
+"""Hold/unhold, REFER outcomes, dial + bridge, vanished peers, bad input, BYE retransmission."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import pytest
+
+from callgate.channels.legs import HeldError
+from callgate.channels.sip import SipCall
+from callgate.telephony.base import (
+    Destination,
+    DialFailed,
+    EndedReason,
+    MediaTimeout,
+    RemoteHangup,
+)
+
+from .conftest import EndpointHarness
+from .peers import (
+    RecordingListener,
+    ToneSynthesizer,
+    capture,
+    free_udp_port,
+    rtp_party,
+    sipp,
+    tone_share,
+)
+
+
+async def test_hold_and_unhold_by_reinvite_each_acked(sip: EndpointHarness, workdir: Path) -> None:
+    listener = RecordingListener()
+    refused: list[Exception] = []
+
+    async def handler(call: SipCall) -> None:
+        call.use_speech(ToneSynthesizer(), listener)
+        await call.answer()
+        await call.hold()
+        try:
+            await call.say("can you hear me")
+        except HeldError as error:
+            refused.append(error)
+        await asyncio.sleep(0.3)
+        await call.unhold()
+        await call.hangup(str(EndedReason.ASSISTANT_ENDED_CALL))
+
+    sip.handler = handler
+    result = await sipp("hold_unhold.xml", sip.port, keys={"rtp_port": "40002"}, workdir=workdir)
+    assert result.ok, result.errors  # sipp insists on the ACK after each re-INVITE 2xx
+    assert len(refused) == 1
+    assert listener.pauses == 1 and not listener.paused
+
+
+async def test_refer_followed_by_a_200_notify_completes_and_we_hang_up(
+    sip: EndpointHarness, workdir: Path
+) -> None:
+    done: list[str] = []
+
+    async def handler(call: SipCall) -> None:
+        await call.answer()
+        await call.transfer(Destination.parse("sip:desk@127.0.0.1:5999"))
+        done.append("completed")
+
+    sip.handler = handler
+    result = await sipp("refer_accepted.xml", sip.port, keys={"rtp_port": "40004"}, workdir=workdir)
+    assert result.ok, result.errors
+    call = sip.calls[0]
+    assert done == ["completed"]
+    assert call.ended_reason == EndedReason.ASSISTANT_FORWARDED_CALL
+    assert call.transferred_to == "sip:desk@127.0.0.1:5999"
+
+
+@pytest.mark.parametrize(
+    ("scenario", "code"),
+    [("refer_declined.xml", "rejected"), ("refer_busy.xml", "busy"), ("refer_silent.xml", "timeout")],
+)
+@pytest.mark.sip_config(refer_timeout=1.0)
+async def test_refer_failures_map_to_design_outcomes(
+    sip: EndpointHarness, workdir: Path, scenario: str, code: str
+) -> None:
+    failures: list[DialFailed] = []
+
+    async def handler(call: SipCall) -> None:
+        await call.answer()
+        try:
+            await call.transfer(Destination.parse("+15550002222"))
+        except DialFailed as failure:
+            failures.append(failure)
+        await call.hangup(str(EndedReason.ASSISTANT_ENDED_CALL))  # the call goes on after a failure
+
+    sip.handler = handler
+    result = await sipp(scenario, sip.port, keys={"rtp_port": "40006"}, workdir=workdir)
+    assert result.ok, result.errors
+    assert [f.code for f in failures] == [code]
+
+
+async def test_dial_and_bridge_carry_audio_both_ways(sip: EndpointHarness, workdir: Path) -> None:
+    callee_port = free_udp_port()
+    bridged = asyncio.Event()
+
+    async def handler(caller: SipCall) -> None:
+        await caller.answer()
+        callee = await sip.endpoint.switch.dial(
+            Destination.parse(f"sip:desk@127.0.0.1:{callee_port}"), "+15559870000", timeout=5
+        )
+        await sip.endpoint.switch.bridge(caller, callee)
+        bridged.set()
+
+    sip.handler = handler
+    async with rtp_party(frequency=600) as caller_media, rtp_party(frequency=1400) as callee_media:
+        callee = asyncio.ensure_future(
+            sipp(
+                "callee_answers.xml",
+                sip.port,
+                uas=True,
+                port=callee_port,
+                keys={"rtp_port": str(callee_media.port)},
+                workdir=workdir,
+            )
+        )
+        await asyncio.sleep(0.3)  # sipp is listening
+        caller = asyncio.ensure_future(
+            sipp("caller_hangs_up.xml", sip.port, keys={"rtp_port": str(caller_media.port)}, workdir=workdir)
+        )
+        await asyncio.wait_for(bridged.wait(), 10)
+        await asyncio.sleep(0.1)
+        senders = [
+            asyncio.ensure_future(caller_media.send_tone(2.0)),
+            asyncio.ensure_future(callee_media.send_tone(2.0)),
+        ]
+        caller_result, callee_result = await asyncio.gather(caller, callee)
+        for task in senders:
+            task.cancel()
+    assert caller_result.ok, caller_result.errors
+    assert callee_result.ok, callee_result.errors  # the callee got our BYE when the caller left
+    assert tone_share(caller_media.audio(), 1400) > 0.3
+    assert tone_share(callee_media.audio(), 600) > 0.3
+    legs = sip.endpoint.active_calls
+    assert legs == []
+
+
+async def test_dial_failures(sip: EndpointHarness, workdir: Path) -> None:
+    callee_port = free_udp_port()
+    result_box: list[DialFailed] = []
+
+    async def dial() -> None:
+        try:
+            await sip.endpoint.switch.dial(
+                Destination.parse(f"sip:desk@127.0.0.1:{callee_port}"), "+15559870000", timeout=5
+            )
+        except DialFailed as failure:
+            result_box.append(failure)
+
+    callee = asyncio.ensure_future(
+        sipp("callee_busy.xml", sip.port, uas=True, port=callee_port, workdir=workdir)
+    )
+    await asyncio.sleep(0.3)
+    await dial()
+    assert (await callee).ok
+    assert [f.code for f in result_box] == ["busy"]
+    with pytest.raises(DialFailed) as unreachable:
+        await sip.endpoint.switch.dial(Destination.parse("+15550002222"), "+15559870000", timeout=1)
+    assert unreachable.value.code == "unreachable"  # a number needs --sip-proxy
+
+
+@pytest.mark.sip_config(media_timeout=1.0)
+async def test_a_caller_whose_media_stops_is_hung_up(sip: EndpointHarness, workdir: Path) -> None:
+    events: list[object] = []
+
+    async def handler(call: SipCall) -> None:
+        await call.answer()
+        async for event in call.events():
+            events.append(event)
+
+    sip.handler = handler
+    async with rtp_party(frequency=600) as party:
+        run = asyncio.ensure_future(
+            sipp("caller_vanishes.xml", sip.port, keys={"rtp_port": str(party.port)}, workdir=workdir)
+        )
+        while party.remote is None and not run.done():
+            await asyncio.sleep(0.02)
+        await party.send_tone(0.5)  # then silence on the wire: the peer is gone
+        result = await run
+    assert result.ok, result.errors  # sipp received our BYE
+    assert events == [MediaTimeout()]
+    call = sip.calls[0]
+    assert call.ended_reason == EndedReason.CUSTOMER_ENDED_CALL
+    assert call.ended_detail == "media-timeout"
+
+
+async def test_garbage_and_bad_sdp_are_refused_while_another_call_goes_on(
+    sip: EndpointHarness, workdir: Path
+) -> None:
+    listener = RecordingListener()
+    events: list[object] = []
+
+    async def handler(call: SipCall) -> None:
+        call.use_speech(ToneSynthesizer(), listener)
+        await call.answer()
+        async for event in call.events():
+            events.append(event)
+
+    sip.handler = handler
+    async with rtp_party(frequency=600) as party:
+        good = asyncio.ensure_future(
+            sipp("caller_hangs_up.xml", sip.port, keys={"rtp_port": str(party.port)}, workdir=workdir)
+        )
+        while party.remote is None and not good.done():
+            await asyncio.sleep(0.02)
+        sender = asyncio.ensure_future(party.send_tone(2.5))
+        replies = await asyncio.to_thread(_send_garbage, sip.port)
+        bad_sdp = await sipp("bad_sdp.xml", sip.port, keys={"rtp_port": "40008"}, workdir=workdir)
+        good_result = await good
+        sender.cancel()
+    assert replies[0].startswith(b"SIP/2.0 400 ")
+    assert b"Call-ID: garbage-1" in replies[0]
+    assert replies[1].startswith(b"SIP/2.0 400 ")  # a CSeq that is not a number
+    assert bad_sdp.ok, bad_sdp.errors  # 488, and the ACK absorbed
+    assert good_result.ok, good_result.errors
+    assert events == [RemoteHangup(cause="hangup")]
+    assert tone_share(listener.audio(), 600) > 0.5
+    assert len(sip.calls) == 1  # neither bad request became a call
+
+
+def _send_garbage(port: int) -> list[bytes]:
+    requests = [
+        b"INVITE sip:agent@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKg1\r\n"
+        b"From: <sip:x@127.0.0.1>;tag=1\r\nTo: <sip:agent@127.0.0.1>\r\nCall-ID: garbage-1\r\n"
+        b"CSeq: 1 INVITE\r\nthis line has no colon\r\nContent-Length: 0\r\n\r\n",
+        b"OPTIONS sip:agent@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKg2\r\n"
+        b"From: <sip:x@127.0.0.1>;tag=1\r\nTo: <sip:agent@127.0.0.1>\r\nCall-ID: garbage-2\r\n"
+        b"CSeq: one OPTIONS\r\nContent-Length: 0\r\n\r\n",
+    ]
+    replies = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(5)
+        sock.bind(("127.0.0.1", 0))
+        for request in requests:
+            sock.sendto(request, ("127.0.0.1", port))
+            replies.append(sock.recv(4096))
+    return replies
+
+
+async def test_our_bye_is_retransmitted_until_answered(sip: EndpointHarness, workdir: Path) -> None:
+    async def handler(call: SipCall) -> None:
+        await call.answer()
+        await call.hangup(str(EndedReason.ASSISTANT_ENDED_CALL))
+
+    sip.handler = handler
+    caller_port = free_udp_port()
+    async with capture([caller_port], workdir / "bye.pcap") as packets:
+        result = await sipp(
+            "bye_unanswered_once.xml", sip.port, port=caller_port, keys={"rtp_port": "40010"}, workdir=workdir
+        )
+    assert result.ok, result.errors
+    byes = [p for p in packets if p.dst_port == caller_port and p.payload.startswith(b"BYE ")]
+    assert len(byes) >= 2
+    assert byes[0].payload == byes[1].payload  # the same transaction, resent
