@@ -23,6 +23,8 @@ import httpx
 
 from callgate.agent.decisions import Decision, Hangup, Transfer, TransferOrigin, TransferResult
 from callgate.durations import parse_duration
+from callgate.swaig.guarded_transport import with_guard
+from callgate.swaig.urlguard import Guard
 from callgate.swml.models import AI, Verb
 from callgate.telephony.base import Call, EndedReason
 from callgate.telephony.clock import Clock
@@ -46,6 +48,7 @@ class SwmlContext:
     answer: Callable[[], Awaitable[None]]
     http: httpx.AsyncClient | None = None
     sms_webhook_url: str | None = None
+    sms_guard: Guard | None = None  # the private-address guard, for a document's own SMS webhook
     variables: dict[str, Any] = field(default_factory=dict)
     origin: TransferOrigin = "document"
     server_values: frozenset[str] | None = None
@@ -178,8 +181,16 @@ class SwmlInterpreter:
             self.ctx.note("sms-skipped", to=body.get("to_number"), reason="no SMS webhook configured")
             self.ctx.variables["send_sms_result"] = "skipped"
             return
+        guard = self.ctx.sms_guard
+        problem = guard.url_refusal(self.ctx.sms_webhook_url) if guard is not None else None
+        if problem is not None:
+            self.ctx.note("sms-failed", to=body.get("to_number"), error=f"refused: {problem}")
+            self.ctx.variables["send_sms_result"] = "failed"
+            return
         try:
-            response = await self.ctx.http.post(self.ctx.sms_webhook_url, json=body, timeout=10.0)
+            response = await self.ctx.http.post(
+                self.ctx.sms_webhook_url, json=body, timeout=10.0, extensions=with_guard(guard)
+            )
             ok = response.status_code < 300
         except httpx.HTTPError as exc:
             self.ctx.note("sms-failed", error=str(exc))

@@ -10,7 +10,6 @@ import threading
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-import httpx
 import typer
 from rich.console import Console
 
@@ -24,6 +23,7 @@ from callgate.records.store import Store, StoreError, open_store
 from callgate.runtime.call_runner import CallRunner, CallSetup
 from callgate.runtime.post_call import PostCallServices, deliver_in_background, finish_live_call
 from callgate.swaig.context import CallContext
+from callgate.swaig.guarded_transport import guarded_client
 from callgate.swml.errors import DocumentError
 from callgate.swml.fetch import CallInfo
 from callgate.swml.loader import LoadResult, load_document
@@ -164,7 +164,8 @@ async def converse(
         return model
 
     store = _store(console, env)
-    async with httpx.AsyncClient(follow_redirects=False) as http:
+    # The guarded transport resolves, checks and pins what the document's requests connect to.
+    async with guarded_client() as http:
         # Reports earlier runs left pending go out while this call runs.
         worker = asyncio.create_task(deliver_in_background(store, http, clock)) if store else None
         setup = CallSetup(

@@ -36,7 +36,7 @@ import httpx
 
 from callgate.agent.decisions import DynamicTarget
 from callgate.swaig.fetch import Credentials, fetch
-from callgate.swaig.urlguard import refusal
+from callgate.swaig.urlguard import Guard
 
 DEFAULT_TIMEOUT = 10.0
 MAX_ANSWER_BYTES = 64_000
@@ -240,14 +240,6 @@ class DestinationClient:
         self.guard_exempt = guard_exempt
 
     async def resolve(self, target: DynamicTarget, call: CallFacts) -> Answer:
-        exempt = self.guard_exempt is not None and self.guard_exempt(target.url)
-        blocked = (
-            None
-            if exempt
-            else refusal(target.url, allow_private=self.allow_private, document_host=self.document_host)
-        )
-        if blocked is not None:
-            return Answer(failure=f"destination-error: refused: {blocked}")
         credentials = (
             Credentials(target.user or "", target.password or "")
             if target.user is not None or target.password is not None
@@ -262,7 +254,10 @@ class DestinationClient:
             credentials=credentials,
             timeout=target.timeout or DEFAULT_TIMEOUT,
             max_bytes=MAX_ANSWER_BYTES,
+            guard=Guard(self.allow_private, self.document_host, self.guard_exempt),
         )
+        if fetched.kind == "blocked":
+            return Answer(failure=f"destination-error: {fetched.error}")
         if fetched.kind == "timeout":
             return Answer(failure="timeout")
         if not fetched.ok:

@@ -41,8 +41,11 @@ from callgate.records.timing import TimedModel
 from callgate.runtime.consult import ConsultRegistry
 from callgate.runtime.warm_wiring import install_warm
 from callgate.swaig.context import CallContext
+from callgate.swaig.fetch import safe_url
+from callgate.swaig.guarded_transport import with_guard
 from callgate.swaig.runtime import HANGUP_HOOKS, FunctionRuntime
-from callgate.swml.errors import DocumentError
+from callgate.swaig.urlguard import Guard
+from callgate.swml.errors import DocumentError, Issue, Severity
 from callgate.swml.fetch import is_url
 from callgate.swml.loader import fetch_document, load_document
 from callgate.swml.models import AI, Document, Verb
@@ -251,6 +254,7 @@ class CallRunner:
             answer=self._answer,
             http=self.setup.http,
             sms_webhook_url=self._sms_webhook_url(),
+            sms_guard=self.guard() if self._document_sms_url() else None,
             variables=self._variables(),
         )
 
@@ -259,12 +263,26 @@ class CallRunner:
         reported as SignalWire's SWMLVars."""
         return {k: v for k, v in self._main_variables.items() if k.endswith("_result") or k == "return_value"}
 
+    def _document_sms_url(self) -> str | None:
+        ai = self.setup.document.find_ai()
+        return ai.params.sms_webhook_url if ai is not None and ai.params.sms_webhook_url else None
+
     def _sms_webhook_url(self) -> str | None:
         """The document's `params.sms_webhook_url`, else the set-up's (CALLGATE_SMS_WEBHOOK_URL)."""
+        return (
+            self._document_sms_url()
+            or self.setup.sms_webhook_url
+            or self.setup.env.get("CALLGATE_SMS_WEBHOOK_URL")
+        )
+
+    def guard(self) -> Guard:
+        """The private-address guard for the requests the call's document controls (DESIGN §4)."""
         ai = self.setup.document.find_ai()
-        if ai is not None and ai.params.sms_webhook_url:
-            return ai.params.sms_webhook_url
-        return self.setup.sms_webhook_url or self.setup.env.get("CALLGATE_SMS_WEBHOOK_URL")
+        return Guard(
+            allow_private=bool(ai is not None and ai.params.swaig_allow_private_urls),
+            document_host=self.setup.context.document_host,
+            exempt=self.setup.guard_exempt,
+        )
 
     def _variables(self) -> dict[str, Any]:
         ctx = self.setup.context
@@ -404,7 +422,15 @@ class CallRunner:
 
     async def _load_assistant(self, source: str) -> Document:
         if is_url(source):
-            return (await fetch_document(source, client=self.setup.http)).document
+            guard = self.guard()
+            problem = guard.url_refusal(source)
+            if problem is not None:
+                raise DocumentError(
+                    [Issue(Severity.ERROR, "", None, f"refused: {problem}", safe_url(source))]
+                )
+            return (
+                await fetch_document(source, client=self.setup.http, extensions=with_guard(guard))
+            ).document
         path = Path(source)
         if not path.is_absolute():
             # Relative to the document that names it (when it came from a file), else the cwd.

@@ -13,6 +13,9 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
+from callgate.swaig.guarded_transport import AddressRefused, with_guard
+from callgate.swaig.urlguard import Guard
+
 USER_AGENT = "callgate-swaig/0.1"
 
 
@@ -70,8 +73,15 @@ async def fetch(
     credentials: Credentials | None = None,
     timeout: float,
     max_bytes: int,
+    guard: Guard | None = None,
 ) -> Fetched:
-    """Send one request through `http` (whatever transport it was built with)."""
+    """Send one request through `http` (whatever transport it was built with). With `guard`, the
+    URL is checked first (no DNS) and the guard travels with the request, so a `GuardedTransport`
+    resolves, checks and pins the address it connects to."""
+    if guard is not None:
+        problem = guard.url_refusal(url)
+        if problem is not None:
+            return Fetched(error=f"refused: {problem}", kind="blocked")
     send_headers = {"User-Agent": USER_AGENT}
     send_headers.update(headers or {})
     auth = httpx.BasicAuth(credentials.user, credentials.password) if credentials else None
@@ -89,6 +99,7 @@ async def fetch(
                 auth=auth,
                 timeout=httpx.Timeout(timeout),
                 follow_redirects=False,
+                extensions=with_guard(guard),
                 **kwargs,
             ) as response:
                 declared = response.headers.get("content-length", "")
@@ -100,6 +111,8 @@ async def fetch(
                     if len(body) > max_bytes:
                         return _too_large(response, max_bytes)
                 return Fetched(status=response.status_code, body=bytes(body), headers=dict(response.headers))
+    except AddressRefused as exc:
+        return Fetched(error=str(exc), kind="blocked")
     except (TimeoutError, httpx.TimeoutException):
         return Fetched(error=f"no complete answer within {timeout:g} s", kind="timeout")
     except httpx.ConnectError as exc:

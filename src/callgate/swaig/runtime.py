@@ -45,7 +45,7 @@ from callgate.swaig.includes import adopt, include_target, read_signatures, sign
 from callgate.swaig.natives import NATIVE_FUNCTIONS, resolve_zone
 from callgate.swaig.schema import openai_tool
 from callgate.swaig.swaig_log import SwaigLogEntry
-from callgate.swaig.urlguard import refusal
+from callgate.swaig.urlguard import Guard
 from callgate.swml.models import AI, DataMap, Function, Include
 from callgate.swml.types import parse_bool
 from callgate.template import expand, expand_value
@@ -516,18 +516,6 @@ class FunctionRuntime:
         headers: Mapping[str, str] | None = None,
         credentials: Credentials | None = None,
     ) -> Fetched:
-        exempt = self.guard_exempt is not None and self.guard_exempt(url)
-        reason = (
-            None
-            if exempt
-            else refusal(
-                url,
-                allow_private=self.ai.params.swaig_allow_private_urls,
-                document_host=self.context.document_host,
-            )
-        )
-        if reason is not None:
-            return Fetched(error=f"refused: {reason}", kind="blocked")
         return await fetch(
             self.http,
             method,
@@ -538,6 +526,16 @@ class FunctionRuntime:
             credentials=credentials,
             timeout=self.timeout,
             max_bytes=self.max_response_bytes,
+            guard=self.guard,
+        )
+
+    @property
+    def guard(self) -> Guard:
+        """The private-address guard for this document's requests (DESIGN §4)."""
+        return Guard(
+            allow_private=self.ai.params.swaig_allow_private_urls,
+            document_host=self.context.document_host,
+            exempt=self.guard_exempt,
         )
 
     def _log(

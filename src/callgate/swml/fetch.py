@@ -117,7 +117,9 @@ class _Request:
         self.timeout = timeout
         self.headers = {"Accept": _ACCEPT, "User-Agent": _USER_AGENT}
 
-    async def send(self, client: httpx.AsyncClient) -> httpx.Response:
+    async def send(
+        self, client: httpx.AsyncClient, extensions: dict[str, Any] | None = None
+    ) -> httpx.Response:
         return await client.post(
             self.clean_url,
             json=self.body,
@@ -125,6 +127,7 @@ class _Request:
             headers=self.headers,
             timeout=self.timeout,
             follow_redirects=True,
+            extensions=extensions,
         )
 
     def fail(self, message: str) -> DocumentError:
@@ -163,15 +166,18 @@ async def fetch_text(
     envs: dict[str, Any] | None = None,
     params: dict[str, Any] | None = None,
     client: httpx.AsyncClient | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> Fetched:
     """POST SignalWire's document request to `url` and return the body (raises DocumentError).
 
     `client` lets a caller reuse its own connection pool; otherwise a client is made for this fetch.
+    `extensions` go with the request (and its redirects) to the client's transport: the
+    private-address guard for a document another document names.
     """
     request = _Request(url, request_body(call, vars=vars, envs=envs, params=params), timeout)
     try:
         if client is not None:
-            response = await request.send(client)
+            response = await request.send(client, extensions)
         else:
             async with httpx.AsyncClient(timeout=timeout) as own:
                 response = await request.send(own)

@@ -344,6 +344,7 @@ async def fetch_document(
     envs: dict[str, Any] | None = None,
     params: dict[str, Any] | None = None,
     client: httpx.AsyncClient | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> LoadResult:
     """Fetch and load a document from an http(s) URL as SignalWire does (POST of the call's details).
 
@@ -351,7 +352,14 @@ async def fetch_document(
     """
     call = call or CallInfo()
     fetched = await fetch_text(
-        url, call=call, timeout=timeout, vars=vars, envs=envs, params=params, client=client
+        url,
+        call=call,
+        timeout=timeout,
+        vars=vars,
+        envs=envs,
+        params=params,
+        client=client,
+        extensions=extensions,
     )
     return _from_fetched(fetched, call)
 
