@@ -1,0 +1,224 @@
+"""The leg's ear on real audio: espeak-ng speech → 8 kHz μ-law → the real Silero VAD → real Whisper."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import numpy as np
+import pytest
+
+from callgate.speech.audio import split_frames
+from callgate.speech.backends import SpeechBackends
+from callgate.speech.base import Listener, SpeechError
+from callgate.speech.endpoint import Phase
+from callgate.speech.listener import SpeechListener
+from callgate.speech.settings import SpeechSettings
+from callgate.speech.stt_whisper import WhisperRecognizer
+from callgate.speech.tts_espeak import EspeakSynthesizer
+from callgate.speech.vad import SileroVad
+from callgate.telephony.base import CallerSpeech, CallEvent, SpeechStarted
+from callgate.telephony.clock import SystemClock
+
+from .conftest import silence_frames, telephone
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def spoken(text: str, rate: int = 8000, *, trim: bool = False) -> list[bytes]:
+    pcm = await EspeakSynthesizer("en-US").synthesize(text, sample_rate=rate)
+    if trim:  # drop the silence espeak-ng ends with: the test counts the silence itself
+        x = np.frombuffer(pcm, dtype="<i2")
+        pcm = pcm[: 2 * (int(np.flatnonzero(np.abs(x) > 300)[-1]) + 1)]
+    return split_frames(telephone(pcm) if rate == 8000 else pcm, rate)
+
+
+class Ear:
+    """A listener and the events it reported."""
+
+    def __init__(self, recognizer: object, end_of_speech_ms: int = 700, rate: int = 8000) -> None:
+        self.events: list[CallEvent] = []
+        self.errors: list[SpeechError] = []
+        self.arrived = asyncio.Event()
+        self.listener = SpeechListener(
+            recognizer,  # type: ignore[arg-type]
+            SileroVad(rate),
+            sink=self._sink,
+            clock=SystemClock(),
+            sample_rate=rate,
+            end_of_speech_ms=end_of_speech_ms,
+            language="en",
+            on_error=self.errors.append,
+        )
+
+    def _sink(self, event: CallEvent) -> None:
+        self.events.append(event)
+        self.arrived.set()
+
+    async def final(self, timeout: float = 60) -> CallerSpeech:
+        async def wait() -> CallerSpeech:
+            while True:
+                finals = [e for e in self.events if isinstance(e, CallerSpeech) and e.final]
+                if finals:
+                    return finals[0]
+                self.arrived.clear()
+                await self.arrived.wait()
+
+        return await asyncio.wait_for(wait(), timeout)
+
+    def feed(self, frames: list[bytes]) -> None:
+        for frame in frames:
+            self.listener.feed(frame)
+
+
+def words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z]+", text.lower()))
+
+
+async def test_the_caller_is_heard(whisper: WhisperRecognizer) -> None:
+    ear = Ear(whisper)
+    assert isinstance(ear.listener, Listener)
+    ear.feed(silence_frames(25) + await spoken("I want to cancel my order.") + silence_frames(40))
+    final = await ear.final()
+    assert {"cancel", "order"} <= words(final.text)
+    assert ear.events[0] == SpeechStarted()  # the onset is reported before the transcript
+    assert [type(e) for e in ear.events] == [SpeechStarted, CallerSpeech]
+    await ear.listener.aclose()
+
+
+async def test_two_utterances_in_order(whisper: WhisperRecognizer) -> None:
+    ear = Ear(whisper)
+    ear.feed(await spoken("Can I speak to the billing department please?") + silence_frames(40))
+    ear.feed(await spoken("Goodbye, thank you.") + silence_frames(40))
+    await ear.final()
+    while len([e for e in ear.events if isinstance(e, CallerSpeech)]) < 2:
+        ear.arrived.clear()
+        await asyncio.wait_for(ear.arrived.wait(), 60)
+    kinds = [type(e) for e in ear.events]
+    assert kinds == [SpeechStarted, SpeechStarted, CallerSpeech, CallerSpeech] or kinds == [
+        SpeechStarted,
+        CallerSpeech,
+        SpeechStarted,
+        CallerSpeech,
+    ]
+    first, second = [e.text for e in ear.events if isinstance(e, CallerSpeech)]
+    assert len({"billing", "department", "speak"} & words(first)) >= 2
+    assert "goodbye" in words(second)
+    await ear.listener.aclose()
+
+
+async def test_silence_and_noise_produce_no_events(whisper: WhisperRecognizer) -> None:
+    ear = Ear(whisper)
+    rng = np.random.default_rng(3)
+    noise = telephone((rng.normal(0, 1000, 8000 * 3)).astype("<i2").tobytes())  # -30 dBFS hiss
+    ear.feed(silence_frames(100) + split_frames(noise, 8000) + silence_frames(100))
+    await ear.listener.aclose()
+    assert ear.events == [] and ear.errors == []
+
+
+@pytest.mark.parametrize(("timeout_ms", "hangover"), [(700, 35), (300, 15)])
+async def test_end_of_speech_timeout_counted_in_frames(
+    whisper: WhisperRecognizer, timeout_ms: int, hangover: int
+) -> None:
+    ear = Ear(whisper, end_of_speech_ms=timeout_ms)
+    ear.feed(await spoken("Yes.", trim=True))
+    assert ear.listener.endpointer.phase is Phase.SPEAKING
+    silent = 0
+    for frame in silence_frames(100):
+        ear.feed([frame])
+        silent += 1
+        if ear.listener.endpointer.phase is Phase.IDLE:
+            break
+    # The VAD lets go within a 32 ms window of the speech ending; from then on it is frame counting.
+    assert hangover <= silent <= hangover + 3
+    await ear.final()
+    await ear.listener.aclose()
+
+
+async def test_hold_drops_a_half_heard_utterance(whisper: WhisperRecognizer) -> None:
+    ear = Ear(whisper)
+    frames = await spoken("Please hold on while I look for my account number.")
+    ear.feed(frames[: len(frames) // 2])
+    assert ear.events == [SpeechStarted()]
+    ear.listener.pause()
+    ear.feed(frames[len(frames) // 2 :] + silence_frames(40))  # not heard: on hold
+    ear.listener.resume()
+    ear.feed(silence_frames(40))
+    await ear.listener.aclose()
+    assert ear.events == [SpeechStarted()]
+
+
+async def test_partials_while_asked_for(whisper: WhisperRecognizer) -> None:
+    ear = Ear(whisper)
+    ear.listener.set_partials(True)
+    frames = await spoken("I want to cancel my order and get a refund.")
+    for i, frame in enumerate(frames):
+        ear.listener.feed(frame)
+        task = ear.listener._partial_task
+        if i % 10 == 0 and task is not None and not task.done():
+            await task  # recognition keeps up with real time; feeding here does not
+    ear.feed(silence_frames(40))
+    final = await ear.final()
+    partials = [e for e in ear.events if isinstance(e, CallerSpeech) and not e.final]
+    assert partials and ear.events.index(partials[0]) < ear.events.index(final)
+    assert "cancel" in words(" ".join(p.text for p in partials))
+    await ear.listener.aclose()
+
+
+async def test_no_partials_unless_asked(whisper: WhisperRecognizer) -> None:
+    ear = Ear(whisper)
+    ear.feed(
+        await spoken("I want to cancel my order, and I would like a refund for the shipping.")
+        + silence_frames(40)
+    )
+    await ear.final()
+    assert all(e.final for e in ear.events if isinstance(e, CallerSpeech))
+    await ear.listener.aclose()
+
+
+async def test_sixteen_khz_legs_are_heard_too(whisper: WhisperRecognizer) -> None:
+    ear = Ear(whisper, rate=16000)
+    ear.feed(await spoken("What time do you open tomorrow?", rate=16000) + silence_frames(40, 16000))
+    assert {"time", "open", "tomorrow"} <= words((await ear.final()).text)
+    await ear.listener.aclose()
+
+
+async def test_wrong_frame_size_is_refused(whisper: WhisperRecognizer) -> None:
+    ear = Ear(whisper)
+    with pytest.raises(ValueError, match="320 bytes"):
+        ear.listener.feed(b"\x00" * 100)
+
+
+class Failing:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def transcribe(self, audio: bytes, **_: object) -> str:
+        self.calls += 1
+        if self.calls == 1:
+            raise SpeechError("endpoint down")
+        return "second try"
+
+
+async def test_a_recognition_failure_is_reported_and_the_next_utterance_is_heard() -> None:
+    ear = Ear(Failing())
+    ear.feed(await spoken("Hello there.") + silence_frames(40))
+    ear.feed(await spoken("Hello again.") + silence_frames(40))
+    final = await ear.final()
+    assert final.text == "second try"
+    assert [str(e) for e in ear.errors] == ["endpoint down"]
+    assert [type(e) for e in ear.events] == [SpeechStarted, SpeechStarted, CallerSpeech]
+    await ear.listener.aclose()
+
+
+async def test_backends_build_the_listener_from_settings(whisper: WhisperRecognizer) -> None:
+    backends = SpeechBackends(env={})
+    backends._whisper = whisper  # the session's model: loading it again would only cost time
+    events: list[CallEvent] = []
+    settings = SpeechSettings.from_params({"end_of_speech_timeout": 400}, hints=["refund"])
+    listener = backends.listener(settings, sink=events.append, clock=SystemClock(), sample_rate=8000)
+    assert isinstance(listener, SpeechListener)
+    assert listener.endpointer.hangover_frames == 20 and listener.prompt == "refund"
+    assert listener.recognizer is backends.recognizer(settings)  # one model for every call
+    listener.feed((await spoken("Goodbye."))[0])
+    await listener.aclose()
