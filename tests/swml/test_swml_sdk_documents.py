@@ -274,3 +274,88 @@ def test_sdk_data_map_extras_are_not_reported() -> None:
     function["data_map"]["webhooks"][0]["bogus"] = 1
     (warning,) = parse_document(document, source="sdk").warnings
     assert warning.path.endswith("data_map.webhooks[0].bogus")
+
+
+# ---------------------------------------------------------------- contexts and steps
+
+
+def _contexts_agent() -> AgentBase:
+    """A multi-step agent built with the SDK's ContextBuilder, as its users write them."""
+    agent = AgentBase(name="pizza", route="/pizza", host="127.0.0.1", port=3000, basic_auth=("u", "p"))
+    agent.manual_set_proxy_url("https://pizza.example.com")
+    agent.prompt_add_section("Role", body="You are Franklin at Franklin's Pizza.")
+    builder = agent.define_contexts()
+    default = builder.add_context("default")
+    default.add_step(
+        "greeting",
+        task="Greet the caller and ask for their order.",
+        criteria="The caller said what they want.",
+        functions="none",
+        valid_steps=["take_order"],
+    )
+    order = default.add_step(
+        "take_order", task="Take the order with add_pizza.", functions=["add_pizza"], valid_steps=["confirm"]
+    )
+    order.set_valid_contexts(["billing"])
+    default.add_step("confirm").set_text("Read back the order and say goodbye.").set_end(True)
+    billing = builder.add_context("billing")
+    billing.set_isolated(True)
+    billing.set_enter_fillers({"en-US": ["Billing, one moment."]})
+    billing.add_step("invoices").set_text("Answer invoice questions.").set_valid_contexts(["default"])
+    agent.define_tool(
+        name="add_pizza",
+        description="Add a pizza to the order",
+        parameters={"kind": {"type": "string", "description": "the pizza"}},
+        handler=_weather,
+    )
+    return agent
+
+
+def test_sdk_contexts_document_validates_and_runs(tmp_path: Path) -> None:
+    from callgate.scenario.runner import run_scenario_file
+
+    document = _render(_contexts_agent())
+    # No schema check here: the SDK's own schema rejects what its ContextBuilder writes (a step's
+    # `functions: "none"`, `enter_fillers` as one object). callgate takes both, as SignalWire does.
+    result, ai = _load(document)
+    assert result.warnings == []
+    assert ai.prompt.contexts is not None and list(ai.prompt.contexts) == ["default", "billing"]
+    scenario = {
+        "name": "SDK contexts agent",
+        "agent": document,
+        "llm": [
+            {"text": "Franklin's Pizza, what would you like?"},
+            {
+                "match": "a pepperoni",
+                "tool_calls": [{"name": "next_step", "arguments": {"step": "take_order"}}],
+            },
+            {
+                "match": "Now in step 'take_order'",
+                "tool_calls": [{"name": "add_pizza", "arguments": {"kind": "pepperoni"}}],
+            },
+            {
+                "match": "Added one pepperoni",
+                "tool_calls": [{"name": "next_step", "arguments": {"step": "confirm"}}],
+            },
+            {"match": "Now in step 'confirm'", "text": "One pepperoni, ready at six. Goodbye!"},
+        ],
+        "http": [
+            {
+                "method": "POST",
+                "url": "https://pizza.example.com/pizza/swaig*",
+                "json": {"response": "Added one pepperoni."},
+            }
+        ],
+        "turns": [{"user": "I want a pepperoni."}],
+        "expect": {
+            "said": ["Franklin's Pizza", "ready at six. Goodbye!"],
+            "ended": "assistant-ended-call",
+            "functions": [{"name": "add_pizza", "arguments": {"kind": "pepperoni"}}],
+        },
+    }
+    path = tmp_path / "sdk_contexts.yaml"
+    path.write_text(json.dumps(scenario), encoding="utf-8")
+    outcome = run_scenario_file(path)
+    assert outcome.passed, "\n".join(outcome.all_failures) + (
+        outcome.outcome.timeline.render() if outcome.outcome else ""
+    )

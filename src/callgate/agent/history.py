@@ -14,6 +14,8 @@ class Conversation:
     system_prompt: str
     messages: list[dict[str, Any]] = field(default_factory=list)
     raw_log: list[dict[str, Any]] = field(default_factory=list)
+    # What the system prompt says about the current context and step (prompt.contexts), if any.
+    step_prompt: str = ""
 
     def _log(self, message: dict[str, Any], t: float) -> None:
         self.messages.append(message)
@@ -85,8 +87,38 @@ class Conversation:
         if user_prompt:
             self.add_user(user_prompt, t)
 
+    def enter_context(
+        self,
+        *,
+        system_prompt: str | None,
+        user_prompt: str | None,
+        consolidate: bool,
+        full_reset: bool,
+        isolated: bool,
+        t: float,
+    ) -> None:
+        """SignalWire's context entry: `full_reset` rewrites the system prompt (else a new one is
+        injected as a system message); `isolated`, `full_reset` and `consolidate` start the history
+        afresh, `consolidate` keeping a summary of it; `user_prompt` is put in the caller's mouth."""
+        summary = self.transcript_text() if consolidate else ""
+        if isolated or full_reset or consolidate:
+            self.messages = []
+        if system_prompt and full_reset:
+            self.system_prompt = system_prompt
+            self.raw_log.append({"role": "system", "content": system_prompt, "timestamp": t})
+        elif system_prompt:
+            self.add_system(system_prompt, t)
+        if summary:
+            self.add_system(f"The conversation so far:\n{summary}", t)
+        if user_prompt:
+            self.add_user(user_prompt, t)
+
+    def system_text(self) -> str:
+        return "\n\n".join(part for part in (self.system_prompt, self.step_prompt) if part)
+
     def request_messages(self) -> list[dict[str, Any]]:
-        system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        text = self.system_text()
+        system = [{"role": "system", "content": text}] if text else []
         return system + self.messages
 
     def call_log(self) -> list[dict[str, Any]]:

@@ -32,6 +32,7 @@ from callgate.agent.history import Conversation, parse_arguments
 from callgate.agent.reply import ReplySpeech
 from callgate.agent.routes import Routes
 from callgate.agent.speaker import Speaker
+from callgate.agent.steps import NAVIGATION_TOOLS, NEXT_STEP, Move, MoveBy, StepMachine, choose_fillers
 from callgate.agent.transfer_targets import choose_target, is_dynamic, tool_schema
 from callgate.llm.client import ChatModel
 from callgate.llm.phrases import match_end_call_phrase
@@ -84,6 +85,7 @@ class _Pending:
     swml_failure: str | None = None  # a function's SWML connect failed: the rest of its actions are skipped
     wait_for_user: bool = False  # stay quiet until the caller speaks: no new model request
     user_inputs: list[str] = field(default_factory=list)
+    moves: list[Move] = field(default_factory=list)  # context/step moves whose entry is still to apply
 
     @property
     def ending(self) -> bool:
@@ -130,6 +132,7 @@ class AgentSession:
         outcome: CallOutcome,
         started_at: float,
         options: SessionOptions | None = None,
+        steps: StepMachine | None = None,
     ) -> None:
         self.ai = ai
         self.call = call
@@ -145,6 +148,9 @@ class AgentSession:
         self.outcome = outcome
         self._started_at = started_at
         self.options = options or SessionOptions()
+        self.steps = steps
+        if steps is not None:
+            conversation.step_prompt = steps.prompt_section()
         self.speaker = Speaker(call, ai.pronounce, on_spoken=self._on_spoken)
         self._inputs: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self._idle = asyncio.Event()
@@ -285,7 +291,12 @@ class AgentSession:
             if self.speaker.cut:
                 break  # the caller talked over the agent: their words start the next turn
             if not outcome.again:
-                break
+                move = self.steps.auto_advance() if self.steps is not None else None
+                if move is None:
+                    break
+                # skip_user_turn: the next step starts without waiting for the caller.
+                self._moved(move)
+                await self._enter([move])
         else:
             self.note("tool-rounds-exhausted", limit=self.options.max_tool_rounds)
         if self.speaker.cut:
@@ -344,6 +355,10 @@ class AgentSession:
         if self._phrase_hit is not None:
             await self._end(Hangup(EndedReason.ASSISTANT_SAID_END_CALL_PHRASE, self._phrase_hit))
             return RoundResult(ended=True)
+        if self.steps is not None and self.steps.step.end:
+            # `end: true`: the conversation ends once the step's reply has been heard.
+            self.note("step-end", context=self.steps.context_name, step=self.steps.step.name)
+            return RoundResult(stopped=True)
         return RoundResult()
 
     async def _model_failed(self, error: ModelError, reply: ReplySpeech) -> RoundResult:
@@ -388,7 +403,11 @@ class AgentSession:
         # Functions run concurrently; their results and actions are applied in the model's order.
         tasks: dict[str, asyncio.Task[FunctionResult]] = {}
         for call in calls:
-            if self.routes.builtin_for(call.name) is None:
+            if (
+                self.routes.builtin_for(call.name) is None
+                and not self._is_navigation(call.name)
+                and self._allowed(call.name)
+            ):
                 tasks[call.id] = asyncio.create_task(self.functions.call(call.name, call.arguments))
         try:
             return await self._apply_tool_calls(calls, tasks)
@@ -412,6 +431,18 @@ class AgentSession:
             builtin = self.routes.builtin_for(call.name)
             arguments = parse_arguments(call.arguments)
             self.note("function-call", name=call.name, arguments=arguments)
+            if self._is_navigation(call.name):
+                response = self._navigate(call.name, arguments, pending)
+                self.outcome.functions.append(FunctionCallRecord(call.name, arguments, response))
+                self.conversation.add_tool_result(call.id, response, self.now())
+                continue
+            if not self._allowed(call.name):
+                assert self.steps is not None
+                step = self.steps.step.name
+                self.note("function-refused", name=call.name, step=step)
+                response = f"The function {call.name} is not available in step {step!r}."
+                self.conversation.add_tool_result(call.id, response, self.now())
+                continue
             if builtin is not None:
                 response = await self._builtin(builtin, call, arguments, pending)
                 self.outcome.functions.append(FunctionCallRecord(call.name, arguments, response))
@@ -450,6 +481,9 @@ class AgentSession:
 
     async def _conclude(self, pending: _Pending) -> RoundResult | None:
         """Carry out what the applied actions decided (hang-up, transfer, stop); None: go on."""
+        if pending.moves and not pending.ending:
+            await self._enter(pending.moves)
+        pending.moves = []
         for text in pending.user_inputs:
             self.conversation.add_user(text, self.now())
         await self.speaker.drain()
@@ -589,14 +623,19 @@ class AgentSession:
         )
 
     def _tools(self) -> list[dict[str, Any]]:
-        """The tools offered: builtin transfer functions with a fixed list get a destination enum."""
+        """The tools offered: builtin transfer functions with a fixed list get a destination enum;
+        with contexts, the step's whitelist applies and the navigation tools join."""
         tools: list[dict[str, Any]] = []
         for tool in self.functions.tools():
+            if not self._allowed(tool["function"]["name"]):
+                continue
             function = self.functions.get(tool["function"]["name"])
             if function is not None and function.builtin == "transfer":
                 tool = tool_schema(function, tool)
             tools.append(tool)
-        return tools + self.routes.extra_tools
+        navigation = self.steps.tools() if self.steps is not None else []
+        navigation = [tool for tool in navigation if self._is_navigation(tool["function"]["name"])]
+        return tools + self.routes.extra_tools + navigation
 
     def hold_busy(self) -> None:
         """Count as busy until `run()` has made its opening response (a hand-off's new agent), so a
@@ -657,10 +696,99 @@ class AgentSession:
             elif isinstance(action, act.WaitForUser):
                 pending.wait_for_user = action.enabled
             elif isinstance(action, act.ChangeContext | act.ChangeStep):
-                self.note("unsupported-action", action=type(action).__name__, name=action.name)
+                if self.steps is None:
+                    self.note(
+                        "unsupported-action",
+                        action=type(action).__name__,
+                        name=action.name,
+                        reason="the document has no prompt.contexts",
+                    )
+                    continue
+                # Actions move regardless of valid_steps / valid_contexts.
+                if isinstance(action, act.ChangeStep):
+                    move = self.steps.change_step(action.name)
+                else:
+                    move = self.steps.change_context(action.name, MoveBy.ACTION)
+                self._moved(move)
+                if move.ok:
+                    pending.moves.append(move)
             elif isinstance(action, act.UnknownAction):
                 self.note("unknown-action", name=action.name)
             # toggle_functions, set/unset meta/global data: applied by the functions runtime.
+
+    # ------------------------------------------------------------ contexts and steps
+
+    def _is_navigation(self, name: str) -> bool:
+        """SignalWire's own next_step / change_context (a document function of that name wins)."""
+        return self.steps is not None and name in NAVIGATION_TOOLS and self.functions.get(name) is None
+
+    def _allowed(self, name: str) -> bool:
+        """The current step's `functions` whitelist covers the document's functions only."""
+        return self.steps is None or self.functions.get(name) is None or self.steps.allows_function(name)
+
+    def _navigate(self, name: str, arguments: dict[str, Any], pending: _Pending) -> str:
+        assert self.steps is not None
+        if name == NEXT_STEP:
+            wanted = arguments.get("step")
+            move = self.steps.next_step(None if wanted is None else str(wanted))
+        else:
+            move = self.steps.change_context(str(arguments.get("context", "")))
+        self._moved(move)
+        if move.ok:
+            pending.moves.append(move)
+            internal = self.ai.SWAIG.internal_fillers or {}
+            filler = choose_fillers(internal.get(name), self._language())
+            if filler:
+                self.note("filler", text=filler[0], function=name)
+                self.speaker.say_soon(filler[0])
+        return move.for_model()
+
+    def _language(self) -> str:
+        return self.ai.languages[0].code if self.ai.languages else "en-US"
+
+    def _moved(self, move: Move) -> None:
+        """The timeline records every move (and every refused one); the prompt follows the step."""
+        assert self.steps is not None
+        if not move.ok:
+            self.note(
+                "navigation-refused",
+                by=str(move.by),
+                context=move.context,
+                step=move.step,
+                reason=move.refused,
+            )
+            return
+        if move.entry is not None:
+            self.note(
+                "context-change",
+                by=str(move.by),
+                context=move.context,
+                step=move.step,
+                from_context=move.from_context,
+                from_step=move.from_step,
+            )
+        else:
+            self.note(
+                "step-change", by=str(move.by), context=move.context, step=move.step, from_step=move.from_step
+            )
+        self.conversation.step_prompt = self.steps.prompt_section()
+
+    async def _enter(self, moves: list[Move]) -> None:
+        """What entering a context does once the tool results are in: fillers, then the history."""
+        for move in moves:
+            for text in move.fillers:
+                self.note("filler", text=text, context=move.context)
+                self.speaker.say_soon(text)
+            entry = move.entry
+            if entry is not None:
+                self.conversation.enter_context(
+                    system_prompt=entry.system_prompt,
+                    user_prompt=entry.user_prompt,
+                    consolidate=entry.consolidate,
+                    full_reset=entry.full_reset,
+                    isolated=entry.isolated,
+                    t=self.now(),
+                )
 
     # ------------------------------------------------------------ ending
 

@@ -21,6 +21,7 @@ from callgate.agent.decisions import Decision, Transfer, TransferOrigin, Transfe
 from callgate.agent.history import Conversation
 from callgate.agent.routes import resolve_routes
 from callgate.agent.session import HOOK_TIMEOUT_SECONDS, AgentSession
+from callgate.agent.steps import StepMachine
 from callgate.agent.swml_exec import SwmlContext, SwmlInterpreter
 from callgate.control.call_state import CallState
 from callgate.control.controller import CallController
@@ -366,7 +367,8 @@ class CallRunner:
             ai, setup.context, setup.http, clock=self.clock, guard_exempt=setup.guard_exempt
         )
         await functions.load_includes()
-        routes = resolve_routes(ai, conversation.system_prompt)
+        steps = self._step_machine(ai)
+        routes = resolve_routes(ai, conversation.system_prompt + (steps.all_text() if steps else ""))
         model = TimedModel(setup.model_for("agent", ai), self.clock)
         self.agent_models.append(model)
         self.ai = ai
@@ -386,9 +388,18 @@ class CallRunner:
             clock=self.clock,
             outcome=self.outcome,
             started_at=self.started_at,
+            steps=steps,
         )
         self.functions, self.conversation, self.session = functions, conversation, session
         return session
+
+    def _step_machine(self, ai: AI) -> StepMachine | None:
+        """SignalWire's prompt.contexts, with `${…}` call variables expanded in their texts."""
+        if not ai.prompt.contexts:
+            return None
+        scope = {**self._variables(), "global_data": ai.global_data}
+        language = ai.languages[0].code if ai.languages else "en-US"
+        return StepMachine(ai.prompt.contexts, render=lambda text: expand(text, scope), language=language)
 
     async def _run_session(self, session: AgentSession, *, open_call: bool) -> str:
         ai = session.ai

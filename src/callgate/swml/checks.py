@@ -34,6 +34,7 @@ def check_ai(
     """Report everything suspicious about a parsed `ai` verb found at `loc`."""
     _unknown_fields(ai, loc, issues)
     _prompt(ai, loc, issues)
+    _contexts(ai, loc, issues)
     _functions(ai, loc, issues)
     if not ai.params.swaig_allow_private_urls:
         _private_urls(ai, loc, issues, frozenset(host.lower() for host in allowed_hosts))
@@ -96,6 +97,72 @@ def _prompt(ai: AI, loc: Loc, issues: IssueCollector) -> None:
             issues.warning(
                 (*loc, "prompt", "pom", index), "a POM section needs a body, bullets or subsections"
             )
+
+
+# ---------------------------------------------------------------- contexts and steps
+
+
+def _contexts(ai: AI, loc: Loc, issues: IssueCollector) -> None:
+    """`prompt.contexts`: every step and context a list names must exist (an error with its path)."""
+    contexts = ai.prompt.contexts
+    if contexts is None:
+        return
+    cloc = (*loc, "prompt", "contexts")
+    if not contexts:
+        issues.error(cloc, "`contexts` is empty: define at least a `default` context with steps")
+        return
+    if "default" not in contexts:
+        first = next(iter(contexts))
+        issues.warning(cloc, f"no `default` context: the call starts in {first!r}")
+    functions = {f.function for f in ai.SWAIG.functions} | set(ai.SWAIG.native_functions)
+    for name, context in contexts.items():
+        xloc = (*cloc, name)
+        if not context.steps:
+            issues.error((*xloc, "steps"), f"context {name!r} has no steps")
+        step_names = [step.name for step in context.steps]
+        for index, target in enumerate(context.valid_contexts or []):
+            if target not in contexts:
+                issues.error((*xloc, "valid_contexts", index), f"no context named {target!r}")
+        for index, target in enumerate(context.valid_steps or []):
+            if target != "next" and target not in step_names:
+                issues.error((*xloc, "valid_steps", index), f"no step named {target!r} in context {name!r}")
+        seen: set[str] = set()
+        for sindex, step in enumerate(context.steps):
+            sloc = (*xloc, "steps", sindex)
+            if step.name in seen:
+                issues.error((*sloc, "name"), f"duplicate step name {step.name!r} in context {name!r}")
+            seen.add(step.name)
+            if step.name == "next":
+                issues.error((*sloc, "name"), "`next` is reserved (it means the following step)")
+            if step.text is None and step.pom is None:
+                issues.error(sloc, f"step {step.name!r} has neither `text` nor `pom`")
+            for index, target in enumerate(step.valid_steps or []):
+                if target != "next" and target not in step_names:
+                    issues.error(
+                        (*sloc, "valid_steps", index), f"no step named {target!r} in context {name!r}"
+                    )
+            for index, target in enumerate(step.valid_contexts or []):
+                if target not in contexts:
+                    issues.error((*sloc, "valid_contexts", index), f"no context named {target!r}")
+            if step.end and step.valid_steps:
+                issues.warning((*sloc, "valid_steps"), "ignored: a step with `end: true` goes nowhere")
+            if isinstance(step.functions, list) and not ai.SWAIG.includes:
+                for index, fn in enumerate(step.functions):
+                    if fn not in functions:
+                        issues.warning((*sloc, "functions", index), f"no function named {fn!r}")
+            elif (
+                isinstance(step.functions, str)
+                and step.functions.lower() != "none"
+                and step.functions not in functions
+                and not ai.SWAIG.includes
+            ):
+                issues.warning((*sloc, "functions"), f"no function named {step.functions!r}")
+            if step.gather_info is not None:
+                issues.warning(
+                    (*sloc, "gather_info"),
+                    "accepted but not acted on: callgate does not run gather_info questions; "
+                    "the step's text is used as is",
+                )
 
 
 # ---------------------------------------------------------------- functions

@@ -43,6 +43,68 @@ class PomSection(SwmlModel):
     subsections: list[PomSection] = Field(default_factory=list)
 
 
+# ---------------------------------------------------------------- contexts and steps
+
+Fillers = dict[str, list[str]] | list[dict[str, list[str]]] | list[str]
+"""Filler phrases by language code (or `default`): SignalWire's list of one-key objects, the SDK's
+single object, or a plain list for every language."""
+
+
+class StepReset(SwmlModel):
+    """The SDK's `reset` of a step: how a context change made from this step enters the new context."""
+
+    system_prompt: str | None = None
+    user_prompt: str | None = None
+    consolidate: FlexBool = False
+    full_reset: FlexBool = False
+
+
+class ContextStep(SwmlModel):
+    """One step of a context: its instructions, completion criteria, tools and where it may go."""
+
+    name: str
+    text: str | None = None
+    pom: list[PomSection] | None = None
+    step_criteria: str | None = None
+    functions: str | list[str] | None = None  # a whitelist; "none" or [] for no functions
+    valid_steps: list[str] | None = None
+    valid_contexts: list[str] | None = None
+    skip_user_turn: FlexBool | str = False
+    skip_to_next_step: FlexBool = False
+    end: FlexBool = False
+    reset: StepReset | None = None
+    gather_info: dict[str, Any] | None = None
+
+    @field_validator("valid_steps", "valid_contexts", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class PromptContext(SwmlModel):
+    """One entry of `prompt.contexts`."""
+
+    steps: list[ContextStep] = Field(default_factory=list)
+    isolated: FlexBool = False
+    enter_fillers: Fillers | None = None
+    exit_fillers: Fillers | None = None
+    text: str | None = None
+    prompt: str | None = None  # the SDK writes the context's own prompt as `prompt`
+    pom: list[PomSection] | None = None
+    system_prompt: str | None = None
+    consolidate: FlexBool = False
+    full_reset: FlexBool = False
+    user_prompt: str | None = None
+    valid_contexts: list[str] | None = None
+    valid_steps: list[str] | None = None
+    post_prompt: str | None = None
+
+    @field_validator("valid_steps", "valid_contexts", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
 class PromptSettings(SwmlModel):
     temperature: FlexFloat | None = None
     top_p: FlexFloat | None = None
@@ -57,7 +119,7 @@ class Prompt(PromptSettings):
 
     text: str | None = None
     pom: list[PomSection] | None = None
-    contexts: dict[str, Any] | None = None
+    contexts: dict[str, PromptContext] | None = None
 
 
 class PostPrompt(PromptSettings):
