@@ -3,15 +3,13 @@
 - `SpeechQueue`: say() appends an utterance's frames; the pacer takes one per tick. The utterance's
   future resolves at the tick after its last frame left (its send time has passed), or fails with
   `SpeechInterrupted` (barge-in) / the leg's error.
-- `PlaybackStream`: play() audio (WAV at 8/16/22.05/44.1 kHz or any rate, resampled to 8 kHz;
-  from a file or an http(s) URL), once or looping, with `stop()` / `wait()`.
+- `PlaybackStream`: play() audio — a WAV file or http(s) URL at 8/16/22.05/44.1 kHz or any rate,
+  resampled to 8 kHz by `speech.audio` — once or looping, with `stop()` / `wait()`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
-import wave
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,9 +17,9 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import numpy.typing as npt
 
-from callgate.speech.base import TELEPHONE_RATE, frame_bytes
+from callgate.speech.audio import from_wav, resample
+from callgate.speech.base import TELEPHONE_RATE, SpeechError, frame_bytes
 
 FRAME = frame_bytes(TELEPHONE_RATE)  # 320 bytes of PCM16 = 160 samples
 SILENCE = bytes(FRAME)
@@ -50,57 +48,16 @@ def mix(frames: list[bytes]) -> bytes:
     return bytes(np.clip(total, -32768, 32767).astype("<i2").tobytes())
 
 
-# ---------------------------------------------------------------- reading and resampling WAV
-
-
-def resample(samples: npt.NDArray[np.float64], source_rate: int, target_rate: int) -> npt.NDArray[np.float64]:
-    """Windowed-sinc low-pass (when going down) then linear interpolation onto the new grid."""
-    if source_rate == target_rate or samples.size == 0:
-        return samples
-    if target_rate < source_rate:
-        cutoff = 0.45 * target_rate / source_rate  # cycles per input sample, below the new Nyquist
-        taps = 101
-        n = np.arange(taps) - (taps - 1) / 2
-        kernel = 2 * cutoff * np.sinc(2 * cutoff * n) * np.hamming(taps)
-        kernel /= kernel.sum()
-        samples = np.convolve(samples, kernel, mode="same")
-    count = round(samples.size * target_rate / source_rate)
-    positions = np.arange(count) * (source_rate / target_rate)
-    resampled: npt.NDArray[np.float64] = np.interp(positions, np.arange(samples.size), samples)
-    return resampled
+# ---------------------------------------------------------------- reading WAV
 
 
 def wav_to_pcm8k(data: bytes) -> bytes:
-    """A WAV file's audio as 8 kHz mono PCM16 (any channel count, 8/16/24/32-bit integer PCM)."""
+    """A WAV file's audio as 8 kHz mono PCM16 (the speech package reads and resamples it)."""
     try:
-        with wave.open(io.BytesIO(data), "rb") as reader:
-            channels = reader.getnchannels()
-            width = reader.getsampwidth()
-            rate = reader.getframerate()
-            raw = reader.readframes(reader.getnframes())
-    except (wave.Error, EOFError) as error:
-        raise AudioSourceError(f"not a PCM WAV file: {error}") from error
-    if width == 1:
-        samples = (np.frombuffer(raw, dtype=np.uint8).astype(np.float64) - 128) * 256
-    elif width == 2:
-        samples = np.frombuffer(raw, dtype="<i2").astype(np.float64)
-    elif width == 3:
-        bytes3 = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3)
-        ints = (
-            bytes3[:, 0].astype(np.int32)
-            | (bytes3[:, 1].astype(np.int32) << 8)
-            | (bytes3[:, 2].astype(np.int32) << 16)
-        )
-        ints = np.where(ints >= 1 << 23, ints - (1 << 24), ints)
-        samples = ints.astype(np.float64) / 256
-    elif width == 4:
-        samples = np.frombuffer(raw, dtype="<i4").astype(np.float64) / 65536
-    else:
-        raise AudioSourceError(f"unsupported sample width {width}")
-    if channels > 1:
-        samples = samples[: samples.size - samples.size % channels].reshape(-1, channels).mean(axis=1)
-    out = resample(samples, rate, TELEPHONE_RATE)
-    return bytes(np.clip(np.round(out), -32768, 32767).astype("<i2").tobytes())
+        pcm, rate = from_wav(data)
+    except SpeechError as error:
+        raise AudioSourceError(str(error)) from error
+    return resample(pcm, rate, TELEPHONE_RATE)
 
 
 async def load_source(source: str, *, timeout: float = 10.0) -> bytes:
