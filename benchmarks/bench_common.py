@@ -68,17 +68,25 @@ class GcPauses:
 
     def __init__(self) -> None:
         self.pauses_ms: list[float] = []
+        self.by_generation: dict[int, float] = {}  # the longest pause of each generation
         self.full = 0
+        self.cpu_max_ms = 0.0  # the longest pause in CPU time (the rest of a pause is other processes' turn)
         self._started = 0
+        self._cpu_started = 0
         self.recording = False
         gc.callbacks.append(self._callback)
 
     def _callback(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
             self._started = time.perf_counter_ns()
+            self._cpu_started = time.thread_time_ns()
         elif self.recording:
-            self.pauses_ms.append((time.perf_counter_ns() - self._started) / 1e6)
-            if info.get("generation") == 2:
+            pause = (time.perf_counter_ns() - self._started) / 1e6
+            self.cpu_max_ms = max(self.cpu_max_ms, (time.thread_time_ns() - self._cpu_started) / 1e6)
+            self.pauses_ms.append(pause)
+            generation = int(info.get("generation", 0))
+            self.by_generation[generation] = max(self.by_generation.get(generation, 0.0), pause)
+            if generation == 2:
                 self.full += 1
 
 
@@ -105,7 +113,8 @@ class Result:
     gc_full: int = 0
     load_start: float = 0.0
     load_end: float = 0.0
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # problems: a turn without reply, a call ending wrong
+    gc_detail: str = ""
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -133,6 +142,7 @@ class Result:
             "load_start": self.load_start,
             "load_end": self.load_end,
             "notes": self.notes,
+            "gc_detail": self.gc_detail,
         }
 
     def to_json(self) -> str:

@@ -184,6 +184,11 @@ async def run_calls(base_url: str, calls: int, seconds: float, seed: int, lean: 
     result.cpu_percent = used / result.load_seconds * 100
     result.gc_pauses_ms = pauses.pauses_ms
     result.gc_full = pauses.full
+    longest = {gen: round(ms, 1) for gen, ms in pauses.by_generation.items()}
+    result.gc_detail = (
+        f"longest pause by generation {longest} ms (CPU {pauses.cpu_max_ms:.1f} ms),"
+        f" thresholds {gc.get_threshold()}"
+    )
 
     for runner in runners:
         await runner.cancel()

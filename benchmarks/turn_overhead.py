@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import os
 import random
 import sys
 import time
@@ -151,15 +152,22 @@ class BenchCall:
 
 
 class Engine:
-    """How a host wires calls to the engine: the model client from the factory, for every call; one
-    webhook client for the process."""
+    """How a host wires calls to the engine: the model client from the factory for every call (it
+    talks through the process's shared client for the endpoint), one webhook client for the
+    process; start-up frozen out of garbage collection (`gc_tuning`)."""
 
     def __init__(self, base_url: str) -> None:
-        import httpx
+        from callgate import gc_tuning
+        from callgate.http_pool import shared_pool
 
         self.env = {"CALLGATE_LLM_URL": base_url, "OPENAI_API_KEY": "bench-key"}
-        self.http = httpx.AsyncClient(follow_redirects=False)
-        self.closers: list[Any] = [self.http.aclose]
+        self.pool = shared_pool()
+        self.http = self.pool.webhooks()
+        self.closers: list[Any] = []
+        gc_tuning.tune()
+        if os.environ.get("BENCH_GC_THRESHOLDS"):  # experiments: other thresholds than the project's
+            gc.set_threshold(*map(int, os.environ["BENCH_GC_THRESHOLDS"].split(",")))
+        gc_tuning.settle()
 
     def setup(self, call: BenchCall) -> Any:
         from callgate.llm.factory import make_model
@@ -194,6 +202,7 @@ class Engine:
         for close in self.closers:
             with contextlib.suppress(Exception):
                 await close()
+        await self.pool.aclose()
 
 
 async def _wait_idle(runner: Any) -> None:
@@ -281,6 +290,11 @@ async def run_calls(base_url: str, calls: int, seconds: float, seed: int, idle: 
     result.cpu_percent = used / result.load_seconds * 100
     result.gc_pauses_ms = pauses.pauses_ms
     result.gc_full = pauses.full
+    longest = {gen: round(ms, 1) for gen, ms in pauses.by_generation.items()}
+    result.gc_detail = (
+        f"longest pause by generation {longest} ms (CPU {pauses.cpu_max_ms:.1f} ms),"
+        f" thresholds {gc.get_threshold()}"
+    )
 
     # The caller hangs up every call; each must end as the caller's hang-up, with nothing left over.
     for leg in legs:
@@ -325,6 +339,7 @@ def main(argv: list[str] | None = None) -> None:
         summaries.append(summary)
         for note in summary["notes"]:
             print(f"note (N={calls}): {note}", file=sys.stderr)
+        print(f"gc (N={calls}): {summary['gc_detail']}", file=sys.stderr)
     print(table(summaries))
 
 

@@ -79,6 +79,9 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{name} N={calls} seed={seed}: {took:.0f} s", file=sys.stderr)
                 for note in summary["notes"]:
                     print(f"  note: {note}", file=sys.stderr)
+                if summary["gc_detail"]:
+                    print(f"  gc: {summary['gc_detail']}", file=sys.stderr)
+                print(table([summary]).splitlines()[-1], file=sys.stderr)  # as it goes
                 summaries.append(summary)
     print(table(summaries))
 

@@ -11,13 +11,14 @@ pool of the running event loop, `shared_pool()`.
     await pool.aclose()                                       # at shut-down (the host's job)
 
 All clients share one SSL context. The model clients keep as many connections alive as there are
-concurrent streams (one HTTP/1.1 connection each); their reads have no timeout of their own — the
-model client keeps one deadline per stream. Clients belong to an event loop, so each loop has its
-own pool (a process normally runs one).
+concurrent streams (one HTTP/1.1 connection each, on the lean transport of `callgate.http1`); their
+reads have no timeout of their own: the model client keeps one deadline per stream. Clients belong
+to an event loop, so each loop has its own pool (a process normally runs one).
 """
 
 from __future__ import annotations
 
+import os
 import ssl
 import weakref
 from asyncio import AbstractEventLoop, get_running_loop
@@ -25,9 +26,12 @@ from functools import cache
 
 import httpx
 
+from callgate.http1 import Http1Transport
+
 MODEL_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=None, keepalive_expiry=60.0)
 MODEL_TIMEOUT = httpx.Timeout(connect=10.0, read=None, write=30.0, pool=None)
 WEBHOOK_TIMEOUT = httpx.Timeout(30.0)
+_PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 
 @cache
@@ -43,6 +47,17 @@ def origin(url: str) -> tuple[str, str, int]:
     return parsed.scheme, parsed.host, port
 
 
+def _proxied() -> bool:
+    return any(os.environ.get(name) for name in _PROXY_VARIABLES)
+
+
+def model_http_client() -> httpx.AsyncClient:
+    """A client for model streams: the lean HTTP/1.1 transport, or httpx's own behind a proxy."""
+    if _proxied():
+        return httpx.AsyncClient(verify=ssl_context(), limits=MODEL_LIMITS, timeout=MODEL_TIMEOUT)
+    return httpx.AsyncClient(transport=Http1Transport(ssl_context()), timeout=MODEL_TIMEOUT)
+
+
 class HttpPool:
     def __init__(self) -> None:
         self._models: dict[tuple[str, str, int], httpx.AsyncClient] = {}
@@ -53,7 +68,7 @@ class HttpPool:
         key = origin(url)
         client = self._models.get(key)
         if client is None or client.is_closed:
-            client = httpx.AsyncClient(verify=ssl_context(), limits=MODEL_LIMITS, timeout=MODEL_TIMEOUT)
+            client = model_http_client()
             self._models[key] = client
         return client
 

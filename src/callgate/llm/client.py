@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from callgate.http_pool import MODEL_LIMITS, ssl_context
+from callgate.http_pool import model_http_client
 from callgate.llm.assembler import ToolCallAssembler
 from callgate.llm.types import (
     ModelError,
@@ -40,6 +40,7 @@ from callgate.telephony.clock import Clock, SystemClock
 
 _MAX_RETRY_AFTER = 10.0
 _MAX_ERROR_BODY = 64 * 1024
+_SPENT = httpx.ByteStream(b"")
 
 
 class ChatModel(Protocol):
@@ -184,9 +185,7 @@ class OpenAIChatModel:
         backstop = max(first_token_timeout, chunk_timeout) * 3 + 5
         self._timeout = httpx.Timeout(backstop)
         self._owns_client = http_client is None
-        self._client = http_client or httpx.AsyncClient(
-            verify=ssl_context(), limits=MODEL_LIMITS, timeout=self._timeout
-        )
+        self._client = http_client or model_http_client()
 
     @property
     def http_client(self) -> httpx.AsyncClient:
@@ -256,6 +255,7 @@ class OpenAIChatModel:
             body_read = b""
         finally:
             await response.aclose()
+            response.stream = _SPENT
         status = response.status_code
         message = _error_message(body_read[:_MAX_ERROR_BODY], response.reason_phrase)
         if status in (400, 422) and "stream_options" in message and self._include_usage:
@@ -383,6 +383,9 @@ class OpenAIChatModel:
             if response is not None:
                 with contextlib.suppress(Exception):
                     await response.aclose()
+                # httpx links a response and its stream both ways: unlinked, a finished response is
+                # freed at once instead of waiting, with every turn's others, for the cyclic collector.
+                response.stream = _SPENT
 
         if finish_reason is None:
             # Servers end every reply with a finish reason; without one the reply is incomplete.
