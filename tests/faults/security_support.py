@@ -39,7 +39,8 @@ class Seen:
 
 class Receiver:
     """A real HTTP server on 127.0.0.1 (ephemeral port) that records every request and answers
-    each path with the JSON it was given (default `{"response": "ok"}`)."""
+    each path with the JSON it was given (default `{"response": "ok"}`), or with what a function of
+    the request returns."""
 
     def __init__(self, answers: dict[str, Any] | None = None) -> None:
         self.answers: dict[str, Any] = dict(answers or {})
@@ -54,9 +55,10 @@ class Receiver:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                receiver.requests.append(Seen(self.command, self.path, headers, body))
+                seen = Seen(self.command, self.path, headers, body)
+                receiver.requests.append(seen)
                 answer = receiver.answers.get(self.path.split("?", 1)[0], {"response": "ok"})
-                data = answer(body) if callable(answer) else answer
+                data = answer(seen) if callable(answer) else answer
                 payload = json.dumps(data).encode()
                 self.send_response(200)
                 self.send_header("content-type", "application/json")

@@ -46,11 +46,10 @@ def test_numbers_in_free_text() -> None:
     )
     found = numbers_in_text(text)
     assert "+15550002222" in found
-    assert "911" in found
     assert "sip:ops@pbx.example.com" in found
-    assert "sip:help@example.com" in found
-    assert "123456" in found
-    assert "1" not in found  # single digits are list markers, not numbers
+    # Only phone numbers (7+ digits) and sip:/tel: URIs name destinations: not short codes, list
+    # markers or e-mail addresses.
+    assert not {"911", "123456", "1", "sip:help@example.com"} & set(found)
 
 
 def test_numbers_next_to_each_other_stay_apart() -> None:
@@ -60,10 +59,10 @@ def test_numbers_next_to_each_other_stay_apart() -> None:
 
 
 def test_long_digit_runs_are_cheap() -> None:
-    # A pathological prompt must not stall loading (the pattern never backtracks exponentially).
-    text = "1" * 20_000 + "x " + "1 " * 5_000 + "y"
-    found = numbers_in_text(text)
-    assert len(found) == 1 and found[0] == "1" * 5_000
+    # A pathological prompt must not stall loading (the pattern never backtracks exponentially);
+    # runs longer than a phone number (15 digits) are not one.
+    text = "1" * 20_000 + "x " + "1 " * 5_000 + "y +1 555 000 2222"
+    assert numbers_in_text(text) == ["+15550002222"]
 
 
 @pytest.mark.parametrize(
@@ -86,7 +85,7 @@ def test_globs(destination: str, patterns: list[str], allowed: bool) -> None:
 def test_literals_everywhere_in_the_document() -> None:
     doc = document(
         {
-            "prompt": {"text": "Sales is +1 555 000 2222. Example: <imsagent_transfer_call callee=123456/>"},
+            "prompt": {"text": "Sales is +1 555 000 2222. Example: <imsagent_transfer_call callee=1234567/>"},
             "global_data": {"hotline": "Our hotline is +1 555 000 9999"},
             "SWAIG": {
                 "functions": [
@@ -148,7 +147,7 @@ def test_literals_everywhere_in_the_document() -> None:
     literals = collect_literals(doc)
     for expected in (
         "+15550002222",
-        "123456",
+        "1234567",
         "+15550009999",
         "+15550003333",
         "+1YYYYYYYYYY",
@@ -202,8 +201,15 @@ def test_caller_id_rule() -> None:
     assert policy.check("+15550002222", "model", "+15559870000") is None  # the document names it
     assert policy.check("+15550002222", "model", "+14155550100") == CALLER_ID_REFUSED
     assert policy.check("+15550002222", "model", "caller_number") == CALLER_ID_REFUSED
-    # A server-chosen destination may carry the server's caller ID.
-    assert policy.check("+15550008888", "server", "+14155550100") is None
+    # A server-chosen destination may carry a caller ID the server chose...
+    chosen = frozenset({"+15550008888", "+14155550100"})
+    assert policy.check("+15550008888", "server", "+14155550100", chosen) is None
+    # ...not one it did not return, nor any while what it returned is not tracked.
+    assert policy.check("+15550008888", "server", "+14155550101", chosen) == CALLER_ID_REFUSED
+    assert policy.check("+15550008888", "server", "+14155550100") == CALLER_ID_REFUSED
+    # The call's own numbers are always fine.
+    own = DestinationPolicy.for_document(doc, caller_number="+15551230000", called_number="+15557770000")
+    assert own.check("+15550002222", "model", "+1 555 777 0000") is None
 
 
 def test_assistants_only_by_name() -> None:

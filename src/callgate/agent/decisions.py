@@ -32,6 +32,9 @@ class DynamicTarget:
     assistants: dict[str, str] = field(default_factory=dict)
     messages: tuple[dict[str, Any], ...] = ()  # OpenAI format, system prompt first
     log: tuple[dict[str, Any], ...] = ()  # the same with `timestamp` (seconds since the call began)
+    # Every value the model gave as a function argument in the call: the server's answer passing
+    # one back does not make it the server's choice (`callgate.swaig.provenance`).
+    model_values: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -61,9 +64,9 @@ class Transfer:
     headers: dict[str, str] = field(default_factory=dict)
     # Where the destination came from, for the destination policy (issue: transfers).
     origin: TransferOrigin = "document"
-    # With origin "server": every value the server's answer held. The destination counts as the
-    # server's choice only if it is one of them (a template filled from model arguments is not).
-    server_values: frozenset[str] | None = None  # None: not tracked (a routing server's answer)
+    # With origin "server": the values the server's answer held that do not derive from the model's
+    # arguments. The destination (and caller ID) count as the server's only if they are among them.
+    server_values: frozenset[str] | None = None  # None: not tracked
     extension: str | None = None
     dynamic: DynamicTarget | None = None
     function: str | None = None

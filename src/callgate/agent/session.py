@@ -568,6 +568,7 @@ class AgentSession:
             return "The call is ending."
         if pending.transfer is not None or pending.hangup is not None:
             return "Ignored: the call is already being ended or transferred."
+        self.functions.remember_arguments(arguments)
         transfer = self._transfer_decision(call.name, arguments)
         if transfer is None:
             code = "destination-error: no destination was given"
@@ -605,6 +606,7 @@ class AgentSession:
                     assistants=dict(config.assistants),
                     messages=tuple(self.conversation.request_messages()),
                     log=tuple(self.conversation.raw_log),
+                    model_values=frozenset(self.functions.model_values),
                 ),
             )
         target = choose_target(function, arguments)

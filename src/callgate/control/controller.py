@@ -37,7 +37,7 @@ from callgate.agent.decisions import (
 )
 from callgate.control.call_state import CallState, CallStateMachine
 from callgate.control.destinations import CallFacts, DestinationClient
-from callgate.control.policy import DestinationPolicy, Origin, normalise
+from callgate.control.policy import DestinationPolicy, Origin
 from callgate.swaig.fetch import safe_url
 from callgate.telephony.base import Call, CallEnded, Destination, DialFailed, EndedReason, Switch
 from callgate.telephony.clock import Clock
@@ -172,10 +172,14 @@ class CallController:
     # ------------------------------------------------------------ the policy (also for warm redirects)
 
     def check_destination(
-        self, destination: str, origin: Origin, caller_id: str | None = None
+        self,
+        destination: str,
+        origin: Origin,
+        caller_id: str | None = None,
+        server_values: frozenset[str] | None = None,
     ) -> TransferResult | None:
         """None if a transfer to `destination` (chosen by `origin`) may go ahead, else the refusal."""
-        code = self.policy.check(destination, origin, caller_id)
+        code = self.policy.check(destination, origin, caller_id, server_values)
         return None if code is None else TransferResult("refused", code)
 
     # ------------------------------------------------------------ transfer
@@ -197,10 +201,16 @@ class CallController:
                 return resolved
             decision = resolved
         refusal = self.check_destination(
-            decision.destination, _effective_origin(decision), decision.caller_id
+            decision.destination, decision.origin, decision.caller_id, decision.server_values
         )
         if refusal is not None:
             return await self._refuse(decision, refusal)
+        # What goes out is exactly the form the policy checked.
+        decision = dataclasses.replace(
+            decision,
+            destination=self.policy.dial_form(decision.destination),
+            caller_id=self.policy.dial_form(decision.caller_id) if decision.caller_id else None,
+        )
         if decision.destination.startswith("assistant:"):
             return await self._hand_off(decision)
         if decision.mode == "warm":
@@ -218,6 +228,7 @@ class CallController:
         assert target is not None
         # Never the credentials (user:pass@) nor the query string: the timeline is stored and shown.
         self.note("transfer-destination-request", url=safe_url(target.url).split("?", 1)[0])
+        values: frozenset[str] = frozenset()
         if self.destinations is None:
             answer_failure: str | None = "destination-error: no destination server client"
             resolved = None
@@ -236,7 +247,7 @@ class CallController:
             except asyncio.CancelledError:
                 self._cancelled("(dynamic)", decision.mode)
                 raise
-            answer_failure, resolved = answer.failure, answer.resolved
+            answer_failure, resolved, values = answer.failure, answer.resolved, answer.values
         if not self.live:
             self.record(decision.destination or "(dynamic)", decision.mode, "cancelled")
             return TransferResult("cancelled", "the caller hung up")
@@ -256,6 +267,7 @@ class CallController:
             decision,
             destination=resolved.destination,
             origin="server",
+            server_values=values,
             caller_id=resolved.caller_id or decision.caller_id,
             extension=resolved.extension,
             headers={**decision.headers, **resolved.headers},
@@ -358,12 +370,3 @@ class CallController:
         self._mark_ended(EndedReason.ASSISTANT_FORWARDED_CALL, decision.destination)
         self.state.to(CallState.ENDED)
         return TransferResult("completed")
-
-
-def _effective_origin(decision: Transfer) -> Origin:
-    """A "server" destination must really be in the server's answer; one a template filled from the
-    model's arguments (`connect: {to: "${args.number}"}` in a webhook's output) is the model's."""
-    if decision.origin != "server" or decision.server_values is None:
-        return decision.origin
-    returned = {normalise(value) for value in decision.server_values}
-    return "server" if normalise(decision.destination) in returned else "model"

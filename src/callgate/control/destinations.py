@@ -36,6 +36,7 @@ import httpx
 
 from callgate.agent.decisions import DynamicTarget
 from callgate.swaig.fetch import Credentials, fetch
+from callgate.swaig.provenance import server_strings
 from callgate.swaig.urlguard import Guard
 
 DEFAULT_TIMEOUT = 10.0
@@ -77,6 +78,8 @@ class Answer:
     resolved: Resolved | None = None
     failure: str | None = None
     status: int | None = None
+    # The values of the answer the server chose (none derived from the model's arguments).
+    values: frozenset[str] = frozenset()
 
 
 def _ms(epoch_seconds: float) -> int:
@@ -270,4 +273,4 @@ class DestinationClient:
         except ValueError:
             return Answer(failure="destination-error: malformed answer (not JSON)", status=status)
         answer = parse_answer(data)
-        return Answer(answer.resolved, answer.failure, status)
+        return Answer(answer.resolved, answer.failure, status, server_strings(data, target.model_values))

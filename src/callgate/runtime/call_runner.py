@@ -111,7 +111,9 @@ class CallRunner:
             self.clock,
             self.outcome,
             self.started_at,
-            policy=DestinationPolicy.for_document(setup.document, setup.call.from_number),
+            policy=DestinationPolicy.for_document(
+                setup.document, setup.call.from_number, setup.call.to_number
+            ),
             destinations=DestinationClient(
                 setup.http,
                 allow_private=bool(ai is not None and ai.params.swaig_allow_private_urls),

@@ -43,6 +43,7 @@ from callgate.swaig.context import CallContext
 from callgate.swaig.fetch import Credentials, Fetched, fetch, safe_url, split_credentials
 from callgate.swaig.includes import adopt, include_target, read_signatures, signature_request
 from callgate.swaig.natives import NATIVE_FUNCTIONS, resolve_zone
+from callgate.swaig.provenance import model_strings, server_strings
 from callgate.swaig.schema import openai_tool
 from callgate.swaig.swaig_log import SwaigLogEntry
 from callgate.swaig.urlguard import Guard
@@ -80,24 +81,9 @@ class FunctionResult:
     post_process: bool = False
     warnings: list[str] = field(default_factory=list)
     from_server: bool = False
-    # Every string in the server's answer: a destination counts as the server's choice only if the
-    # server really returned it (not if a template filled it from the model's arguments).
+    # The strings in the server's answer that the server chose (none derived from a model argument):
+    # a destination counts as the server's choice only if it is one of them.
     server_values: frozenset[str] | None = None
-
-
-def scalar_strings(data: Any, limit: int = 10_000) -> frozenset[str]:
-    """Every string and number in a JSON answer (bounded), for telling server-chosen values apart."""
-    found: set[str] = set()
-    stack = [data]
-    while stack and len(found) < limit:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, str | int | float) and not isinstance(item, bool):
-            found.add(str(item).strip())
-    return frozenset(found)
 
 
 def failure_text(name: str, reason: str) -> str:
@@ -127,6 +113,8 @@ class FunctionRuntime:
         self.max_response_bytes = max_response_bytes
         self.guard_exempt = guard_exempt
         self.swaig_log: list[SwaigLogEntry] = []
+        # Every value the model gave as a function argument in this call (see `provenance`).
+        self.model_values: set[str] = set()
         self.warnings: list[str] = []
         self.global_data: dict[str, Any] = copy.deepcopy(ai.global_data)
         self._functions: dict[str, Function] = {}
@@ -240,11 +228,17 @@ class FunctionRuntime:
 
     # ------------------------------------------------------------ calling a function
 
+    def remember_arguments(self, arguments: Any) -> None:
+        """Note the values the model supplied: a server that passes one back does not make it the
+        server's choice (`callgate.swaig.provenance`)."""
+        self.model_values |= model_strings(arguments)
+
     async def call(
         self, name: str, raw_arguments: str, *, call_log: list[dict[str, Any]] | None = None
     ) -> FunctionResult:
         """Run function `name` with the model's raw argument text. Never raises."""
         arguments = parse_arguments(raw_arguments)
+        self.remember_arguments(arguments.args)
         try:
             return await self._call(name, arguments, call_log)
         except Exception as exc:  # a bug must not take the call down; the model hears a failure
@@ -323,7 +317,7 @@ class FunctionRuntime:
         result.post_process = outcome.post_process
         result.from_server = outcome.source.startswith("data_map.webhooks")
         if result.from_server:
-            result.server_values = scalar_strings(outcome.webhook_answer)
+            result.server_values = server_strings(outcome.webhook_answer, self.model_values)
         self._finish(result, outcome.action, token)
         return result
 
@@ -352,7 +346,11 @@ class FunctionRuntime:
         response = expand(raw_response, ctx) if isinstance(raw_response, str) else _as_text(raw_response)
         raw_actions = answer.get("action", [])
         result = FunctionResult(
-            name, response, args=arguments.args, from_server=True, server_values=scalar_strings(answer)
+            name,
+            response,
+            args=arguments.args,
+            from_server=True,
+            server_values=server_strings(answer, self.model_values),
         )
         result.post_process = parse_bool(answer.get("post_process")) is True
         self._finish(result, expand_value(raw_actions, ctx), token)

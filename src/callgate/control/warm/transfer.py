@@ -133,7 +133,8 @@ class WarmTransfer:
                 if attempt_no == MAX_ATTEMPTS - 1:
                     return await self._come_back(new, "too many redirects", decision)
                 self.note("warm-redirect", to=new, previous=destination)
-                destination = new
+                # What is dialled is exactly the form the policy checked.
+                destination = self.controller.policy.dial_form(new)
             raise AssertionError("unreachable")  # pragma: no cover - the loop always returns
         except (asyncio.CancelledError, CallEnded):
             await self._cancelled(destination)
