@@ -35,6 +35,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from callgate.channels.legs import LegState
 from callgate.channels.twilio import media, twiml
 from callgate.channels.twilio.call import TwilioCall, TwilioServices
 from callgate.channels.twilio.callbacks import CallbackRegistry
@@ -107,7 +108,8 @@ class TwilioEndpoint:
 
     @property
     def active_calls(self) -> list[TwilioCall]:
-        return [call for call in self.calls.values() if not call.ended]
+        """Legs callgate still carries (a leg moved into a conference lives on at Twilio, not here)."""
+        return [call for call in self.calls.values() if call.state not in (LegState.ENDED, LegState.BRIDGED)]
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -265,7 +267,7 @@ class TwilioEndpoint:
                 start.sample_rate,
             )
         link = _WebSocketLink(websocket, start.stream_sid)
-        first = not call.linked and call.direction == "inbound" and call.state.value == "ringing"
+        first = not call.linked and call.direction == "inbound" and call.state is LegState.RINGING
         call.attach(link)
         if first:
             self._dispatch(call)
