@@ -5,6 +5,7 @@ Pure data, shared by the agent, control, the scenario runner and call records.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,10 +27,14 @@ class TimelineEvent:
 @dataclass
 class Timeline:
     events: list[TimelineEvent] = field(default_factory=list)
+    # Told of each event as it is added (a live server's logs and event stream); must not raise.
+    listener: Callable[[TimelineEvent], None] | None = field(default=None, repr=False, compare=False)
 
     def add(self, t: float, kind: str, leg: str = "caller", **data: Any) -> TimelineEvent:
         event = TimelineEvent(t=t, kind=kind, leg=leg, data=data)
         self.events.append(event)
+        if self.listener is not None:
+            self.listener(event)
         return event
 
     def of_kind(self, kind: str) -> list[TimelineEvent]:

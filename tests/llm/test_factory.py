@@ -44,6 +44,20 @@ def test_no_endpoint_means_the_embedded_model() -> None:
     assert isinstance(env_gguf, EmbeddedChatModel) and env_gguf.model_path == "/m/x.gguf"
 
 
+async def test_an_openai_key_alone_means_openai_itself() -> None:
+    # DESIGN §4: llm_base_url, else CALLGATE_LLM_URL, else OpenAI when OPENAI_API_KEY is set.
+    model = make_model(None, None, {"OPENAI_API_KEY": "sk-test"})
+    assert isinstance(model, OpenAIChatModel)
+    assert model.base_url == "https://api.openai.com/v1"
+    await model.aclose()
+    env_url = make_model(
+        None, None, {"OPENAI_API_KEY": "sk-test", "CALLGATE_LLM_URL": "http://127.0.0.1:9/v1"}
+    )
+    assert isinstance(env_url, OpenAIChatModel) and env_url.base_url == "http://127.0.0.1:9/v1"
+    await env_url.aclose()
+    assert isinstance(make_model(None, None, {"OPENAI_API_KEY": "  "}), EmbeddedChatModel)
+
+
 def test_endpoint_must_be_http() -> None:
     with pytest.raises(ModelError) as caught:
         make_model("ftp://example.com/v1", None, {})

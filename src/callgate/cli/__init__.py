@@ -10,6 +10,7 @@ import typer
 
 from callgate.cli.chat import chat
 from callgate.cli.demo import demo
+from callgate.cli.serve import serve
 from callgate.cli.test import test
 from callgate.cli.validate import EXIT_INVALID, EXIT_OK, validate
 from callgate.records import commands as records_commands
@@ -35,6 +36,7 @@ app.command("validate")(validate)
 app.command("test")(test)
 app.command("chat")(chat)
 app.command("demo")(demo)
+app.command("serve")(serve)
 records_commands.register(app)
 
 

@@ -15,19 +15,16 @@ from rich.console import Console
 
 from callgate import gc_tuning
 from callgate.channels.console import HELP, ConsoleCall, ConsoleSwitch
-from callgate.http_pool import shared_pool
-from callgate.llm.client import ChatModel
-from callgate.llm.factory import make_model
 from callgate.llm.types import ModelError
 from callgate.records.store import Store, StoreError, open_store
 from callgate.runtime.call_runner import CallRunner, CallSetup
+from callgate.runtime.models import ModelPool
 from callgate.runtime.post_call import PostCallServices, deliver_in_background, finish_live_call
 from callgate.swaig.context import CallContext
 from callgate.swaig.guarded_transport import guarded_client
 from callgate.swml.errors import DocumentError
 from callgate.swml.fetch import CallInfo
 from callgate.swml.loader import LoadResult, load_document
-from callgate.swml.models import AI
 from callgate.telephony.clock import SystemClock
 from callgate.timeline import CallOutcome
 
@@ -156,12 +153,8 @@ async def converse(
         call.install_sigint()
         console.print(f"[dim]{HELP}[/]")
     env = dict(os.environ)
-    models: list[ChatModel] = []
-
-    def model_for(role: str, ai: AI) -> ChatModel:
-        model = make_model(ai.params.llm_base_url, ai.params.ai_model, env, clock=clock)
-        models.append(model)
-        return model
+    models = ModelPool(env, clock)  # the same models as `serve`
+    model_for = models.model_for
 
     store = _store(console, env)
     # The guarded transport resolves, checks and pins what the document's requests connect to.
@@ -192,11 +185,7 @@ async def converse(
         finally:
             if worker is not None:
                 worker.cancel()
-            for model in models:
-                close = getattr(model, "aclose", None)
-                if close is not None:
-                    await close()
-            await shared_pool().aclose()
+            await models.aclose()
             if store is not None:
                 store.close()
     console.rule(f"call ended: [bold]{outcome.ended_reason}[/]")

@@ -18,7 +18,7 @@ def demo() -> None:
     console = Console(highlight=False)
     console.rule("[bold]callgate demo[/] — Rosa's Bakery, on the embedded model")
     loaded = load_agent(str(agent_path()), console)
-    if not os.environ.get("CALLGATE_LLM_URL"):
+    if not (os.environ.get("CALLGATE_LLM_URL") or os.environ.get("OPENAI_API_KEY")):
         console.print(
             "[dim]The embedded model (SmolLM2-135M) is tiny and often talks nonsense; set CALLGATE_LLM_URL"
             " (and OPENAI_API_KEY) to any OpenAI-compatible endpoint for a real conversation.[/]"

@@ -18,13 +18,15 @@ ENV_KEY = "OPENAI_API_KEY"
 ENV_MODEL = "CALLGATE_LLM_MODEL"
 ENV_GGUF = "CALLGATE_LLM_GGUF"
 DEFAULT_MODEL = "gpt-4o-mini"
+OPENAI_URL = "https://api.openai.com/v1"
 
 
 def endpoint_url(params_llm_base_url: str | None, env: Mapping[str, str]) -> str | None:
-    """`params.llm_base_url`, else `CALLGATE_LLM_URL`, else None (the embedded model)."""
+    """`params.llm_base_url`, else `CALLGATE_LLM_URL`, else OpenAI's own endpoint when
+    `OPENAI_API_KEY` is set, else None (the embedded model). DESIGN §4: one order for every command."""
     url = (params_llm_base_url or "").strip() or env.get(ENV_URL, "").strip()
     if not url:
-        return None
+        return OPENAI_URL if env.get(ENV_KEY, "").strip() else None
     if not url.lower().startswith(("http://", "https://")):
         raise ModelError("config", f"the model endpoint must be an http(s) URL, got {url!r}")
     return url

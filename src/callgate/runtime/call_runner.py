@@ -7,7 +7,6 @@ them out; caller events from the channel feed both. Nothing here knows which cha
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from callgate.agent.barge import BargePolicy
 from callgate.agent.decisions import Decision, Transfer, TransferOrigin, TransferResult
 from callgate.agent.history import Conversation
 from callgate.agent.routes import resolve_routes
-from callgate.agent.session import HOOK_TIMEOUT_SECONDS, AgentSession
+from callgate.agent.session import GOODBYE_BROKEN, HOOK_TIMEOUT_SECONDS, AgentSession
 from callgate.agent.steps import StepMachine
 from callgate.agent.swml_exec import SwmlContext, SwmlInterpreter
 from callgate.control.call_state import CallState
@@ -71,6 +70,9 @@ log = logging.getLogger(__name__)
 ModelFactory = Callable[[str, AI], ChatModel]
 """Makes the model client for a role (`agent`, `summary`, `consult`, `post_prompt`) of a document."""
 
+APOLOGY_SECONDS = 15.0
+"""How long a crashed call's apology may take before the line is closed anyway."""
+
 
 @dataclass
 class CallSetup:
@@ -86,6 +88,9 @@ class CallSetup:
     env: dict[str, str] = field(default_factory=dict)  # CALLGATE_* / OPENAI_* settings of the process
     # URLs let past the private-address guard (a scenario's passthrough list).
     guard_exempt: Callable[[str], bool] | None = None
+    # A live server's calls contain their own crashes: an unexpected exception ends the call with an
+    # apology and `pipeline-error` instead of propagating (a scenario wants the crash reported).
+    contain_crashes: bool = False
 
 
 def prompt_text(ai: AI, variables: dict[str, Any]) -> str:
@@ -132,6 +137,7 @@ class CallRunner:
         self._main_variables: dict[str, Any] = {}
         self._watch: SilenceWatch | None = None
         self._main: asyncio.Task[None] | None = None
+        self._crash: BaseException | None = None
         self._session_ready = asyncio.Event()
         self.ended = asyncio.Event()
         # Warm transfer (control/warm): the consult agents by supervisor leg, and a wake-up for
@@ -196,29 +202,52 @@ class CallRunner:
     def note(self, kind: str, **data: Any) -> None:
         self.outcome.timeline.add(self.clock.monotonic() - self.started_at, kind, **data)
 
+    async def end(self, reason: EndedReason, detail: str = "") -> None:
+        """End the call from outside (an operator, a server shutting down): hang up if the leg is
+        still up, then stop whatever the agent had in flight; `run()` returns soon after."""
+        if self.controller.live:
+            self.note("ended-from-outside", reason=str(reason), **({"detail": detail} if detail else {}))
+            await self.controller.hangup(reason, detail)
+        if self.session is not None:
+            self.session.speaker.cancel()
+            self.session.close()
+        if self._main is not None and not self._main.done():
+            self._main.cancel()
+
     # ------------------------------------------------------------ the call
 
     async def run(self) -> CallOutcome:
         events = asyncio.create_task(self._read_events(), name="call-events")
+        events.add_done_callback(self._events_done)
         context = self._swml_context()
         self._main_variables = context.variables
         interpreter = SwmlInterpreter(context, self.setup.document.sections)
         self._main = asyncio.create_task(interpreter.run(), name="swml-main")
+        crash: BaseException | None = None
         try:
-            await self._main
-        except asyncio.CancelledError:
-            if not self.controller.state.state == CallState.ENDED:
-                raise
-        except CallEnded:
-            self.controller.remote_hangup()
+            try:
+                await self._main
+            except asyncio.CancelledError:
+                if self._crash is not None:
+                    crash = self._crash
+                elif self.controller.state.state != CallState.ENDED:
+                    raise
+            except CallEnded:
+                self.controller.remote_hangup()
+            except Exception as exc:
+                crash = exc
+            if crash is not None:
+                if not self.setup.contain_crashes:
+                    raise crash
+                await self._crashed(crash)
         finally:
             if self._watch is not None:
                 self._watch.stop()
             if self.controller.state.state != CallState.ENDED:
                 await self.controller.hangup(EndedReason.ASSISTANT_ENDED_CALL, "call runner finished")
-            events.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await events
+            if not events.done():
+                events.cancel()
+            await asyncio.gather(events, return_exceptions=True)
             self.ended_at = self.clock.monotonic()
             await self._hangup_hook()
             self.ended.set()
@@ -244,6 +273,35 @@ class CallRunner:
             self.note("hook-failed", name=name, error=type(exc).__name__)
             return
         self.note("hook-result", name=name, response=result.response, error=result.error)
+
+    def _events_done(self, task: asyncio.Task[None]) -> None:
+        """The caller's events stopped being read because of a failure: the call cannot go on."""
+        if task.cancelled() or task.exception() is None:
+            return
+        self._crash = task.exception()
+        if self._main is not None and not self._main.done():
+            self._main.cancel()
+
+    async def _crashed(self, error: BaseException) -> None:
+        """An unexpected failure ends this call alone: the caller hears an apology (the same
+        goodbye as a model that keeps failing), then the call ends with `pipeline-error`."""
+        log.error("call failed: %s: %s", type(error).__name__, error, exc_info=error)
+        self.note("crash", error=f"{type(error).__name__}: {error}")
+        session = self.session
+        if session is not None:
+            session.speaker.cancel()
+            session.close()
+        if self.controller.live and self.controller.state.state != CallState.RINGING:
+            try:
+                await within(self.clock, APOLOGY_SECONDS, self.setup.call.say(GOODBYE_BROKEN))
+                self.note("apology", text=GOODBYE_BROKEN)
+            except Exception as exc:  # Deadline, or the leg may be what broke
+                self.note("apology-failed", error=f"{type(exc).__name__}: {exc}")
+        try:
+            await self.controller.hangup(EndedReason.PIPELINE_ERROR, "internal-error")
+        except Exception as exc:
+            log.warning("hang-up after a failure failed too: %s", exc)
+            self.controller.remote_hangup("internal-error")
 
     def _swml_context(self, origin: TransferOrigin = "document") -> SwmlContext:
         return SwmlContext(

@@ -213,6 +213,10 @@ class ConsultRegistry:
     def get(self, call_id: str) -> ConsultAgent | None:
         return self._agents.get(call_id)
 
+    def open_legs(self) -> list[Call]:
+        """The supervisor legs still up (a live view counts them)."""
+        return [agent.leg for agent in self._agents.values() if not agent.leg.ended]
+
     async def wait_idle(self, call_id: str) -> None:
         """Returns once the consult agent on that leg has started and finished responding."""
         while call_id not in self._agents:

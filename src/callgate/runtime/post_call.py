@@ -292,6 +292,13 @@ async def finish_live_call(
 ) -> tuple[CallRecord, str | None]:
     """A live call's post-call work: the record is committed, then the report is given `wait`
     seconds. Returns the record and its report's status (None without a post_prompt_url)."""
+    return await finish_live_record(record_input(runner), services, wait=wait)
+
+
+async def finish_live_record(
+    data: CallRecordInput, services: PostCallServices, *, wait: float = LIVE_REPORT_WAIT
+) -> tuple[CallRecord, str | None]:
+    """`finish_live_call` for what is known of a call (one that failed before its runner ran)."""
     queued = PostCallServices(
         services.store,
         services.http,
@@ -301,7 +308,6 @@ async def finish_live_call(
         services.policy,
         False,
     )
-    data = record_input(runner)
     record = await run_post_call(data, queued)
     if not services.store.reports(call_id=record.call_id):
         return record, None

@@ -24,6 +24,10 @@ class EndedReason(StrEnum):
     CUSTOMER_ENDED_CALL = "customer-ended-call"
     ASSISTANT_FORWARDED_CALL = "assistant-forwarded-call"
     PIPELINE_ERROR = "pipeline-error"
+    # The server ended the call: a drain ran out of time (`serve --drain-timeout`).
+    WORKER_SHUTDOWN = "worker-shutdown"
+    # An operator hung the call up (admin API, dashboard).
+    MANUALLY_CANCELED = "manually-canceled"
 
 
 # ---------------------------------------------------------------- events from the far end
