@@ -10,7 +10,7 @@ import pytest
 
 from callgate.speech.audio import split_frames
 from callgate.speech.backends import SpeechBackends
-from callgate.speech.base import Listener, SpeechError
+from callgate.speech.base import Listener, PartialsSwitch, SpeechError
 from callgate.speech.endpoint import Phase
 from callgate.speech.listener import SpeechListener
 from callgate.speech.settings import SpeechSettings
@@ -220,5 +220,7 @@ async def test_backends_build_the_listener_from_settings(whisper: WhisperRecogni
     assert isinstance(listener, SpeechListener)
     assert listener.endpointer.hangover_frames == 20 and listener.prompt == "refund"
     assert listener.recognizer is backends.recognizer(settings)  # one model for every call
+    assert isinstance(listener, PartialsSwitch)
+    await backends.warm_up(settings)  # already loaded: nothing to do
     listener.feed((await spoken("Goodbye."))[0])
     await listener.aclose()

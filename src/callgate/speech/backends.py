@@ -72,6 +72,14 @@ class SpeechBackends:
             self._whisper = WhisperRecognizer(cache_dir=self.env.get("CALLGATE_MODEL_CACHE"))
         return self._whisper
 
+    async def warm_up(self, settings: SpeechSettings | None = None) -> None:
+        """Load the offline recogniser now rather than on the first caller's first words (serve calls
+        this after its listeners are up). Raises SpeechError when it cannot be loaded."""
+        recognizer = self.recognizer(settings or SpeechSettings())
+        warm = getattr(recognizer, "warm_up", None)
+        if warm is not None:
+            await warm()
+
     def listener(
         self,
         settings: SpeechSettings,

@@ -72,3 +72,14 @@ class Listener(Protocol):
     async def aclose(self) -> None:
         """Stop, cancelling any recognition in flight."""
         ...
+
+
+@runtime_checkable
+class PartialsSwitch(Protocol):
+    """A listener that can make partial transcripts on request (callgate's `SpeechListener`).
+
+    Partials cost a recognition run each; the leg's owner asks for them only while they are useful
+    (the agent is speaking and barge-in wants words: `BargeDetector.wants_partials`).
+    """
+
+    def set_partials(self, enabled: bool) -> None: ...
