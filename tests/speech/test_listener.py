@@ -224,3 +224,19 @@ async def test_backends_build_the_listener_from_settings(whisper: WhisperRecogni
     await backends.warm_up(settings)  # already loaded: nothing to do
     listener.feed((await spoken("Goodbye."))[0])
     await listener.aclose()
+
+
+def test_the_vad_skips_the_model_on_a_quiet_line() -> None:
+    vad = SileroVad(8000)
+    rng = np.random.default_rng(5)
+    floor = split_frames(telephone(rng.normal(0, 30, 8000 * 4).astype("<i2").tobytes()), 8000)
+    assert not any(vad.is_speech(f) for f in floor[:50])  # -60 dBFS line noise: not speech
+    adapted = vad.model_runs  # webrtcvad passes a few frames while it learns the noise floor
+    assert not any(vad.is_speech(f) for f in floor[50:])
+    assert vad.model_runs == adapted  # then the gate hears nothing: Silero never runs
+
+
+async def test_the_vad_gate_lets_speech_through_to_silero() -> None:
+    vad = SileroVad(8000)
+    verdicts = [vad.is_speech(f) for f in await spoken("Can I speak to the billing department please?")]
+    assert vad.model_runs > 0 and sum(verdicts) > len(verdicts) / 2

@@ -168,8 +168,10 @@ class WhisperRecognizer:
             return self._model
 
     async def warm_up(self) -> None:
-        """Load the model in the worker thread ahead of the first utterance."""
-        await asyncio.get_running_loop().run_in_executor(self._executor, self.load)
+        """Load the model in the worker thread ahead of the first utterance, and run it once on a
+        second of silence so its buffers are allocated before a caller waits on it."""
+        silence = np.zeros(WHISPER_RATE, dtype=np.float32)
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._run, silence, "en", None)
 
     async def transcribe(
         self,
