@@ -69,6 +69,7 @@ from callgate.telephony.base import (
     SpeechInterrupted,
 )
 from callgate.telephony.clock import Clock
+from callgate.timeline import Utterance
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,9 @@ class SipCall(LegIdentity):
         self.on_frame_sent: Callable[[float], None] | None = None
         self.on_frame_received: Callable[[bytes], None] | None = None
         self.last_rx = host.clock.monotonic()
+        self.started_at = host.clock.monotonic()
+        self.leg = "caller" if invite is not None else "callee"
+        self.utterances: list[Utterance] = []  # what the agent said on this leg, as it was played
         if state is LegState.ACTIVE:
             self._start_media()
 
@@ -226,12 +230,20 @@ class SipCall(LegIdentity):
         pcm = await self.synthesizer.synthesize(text, sample_rate=TELEPHONE_RATE, language=self.language)
         self._require_speakable()
         utterance = self._speech.add(text, split_frames(pcm))
+        start = self._now()
         try:
             await asyncio.shield(utterance.done)
-        except asyncio.CancelledError:
+        except BaseException:
             if not utterance.done.done():
-                utterance.done.cancel()  # the pacer drops it at once
+                utterance.done.cancel()  # cancelled say(): the pacer drops it at once
+            heard = utterance.heard()
+            if heard:
+                self.utterances.append(Utterance(heard, start, self._now(), self.leg, cut=True))
             raise
+        self.utterances.append(Utterance(text, start, self._now(), self.leg))
+
+    def _now(self) -> float:
+        return self.host.clock.monotonic() - self.started_at
 
     def _require_speakable(self) -> None:
         if self._ending:
