@@ -178,3 +178,46 @@ async def test_caller_hangs_up_with_stop_message(tmp_path: Path) -> None:
         outcome = await agent.wait_done()
     assert outcome.ended_reason == "customer-ended-call"
     assert rest_updates(agent, call.sid) == []
+
+
+# One sentence of 50 words (3 s of audio): the caller talks over it.
+LONG = (
+    "Our hours are " + ", ".join(f"on day {n} from eight in the morning until six" for n in range(1, 7)) + "."
+)
+
+
+async def test_barge_in_clears_twilios_buffer_and_keeps_only_the_words_played(tmp_path: Path) -> None:
+    scripts = {"agent": [{"text": LONG}, {"match": "(?i)stop", "text": "Sure, what do you need?"}]}
+    async with serve_agent(ixhello(), scripts, tmp_path) as agent:
+        call = await agent.standin.place_call()
+        await until(lambda: call.stream.received_frames >= 25)  # half a second into the long answer
+        call.stream.say("Stop please")
+        await until(lambda: "Sure, what do you need?" in agent.synth.said)
+        await until(lambda: any(u.mark.startswith("say") and u.frames for u in call.stream.utterances[1:]))
+        await agent.standin.hang_up(call)
+        outcome = await agent.wait_done()
+
+    assert call.stream.clears >= 1
+    cut = call.stream.utterances[0]
+    first_sentence = agent.synth.said[0]
+    assert 0 < cut.frames < frames_for(first_sentence)  # the rest of the audio was dropped by `clear`
+    [barge] = [e for e in outcome.timeline.events if e.kind == "barge-in"]
+    assert barge.data["text"] == "Stop please"
+    # The model's next request holds only the words the caller heard before the cut.
+    second = agent.model.requests_of("agent")[1].messages
+    assistant = [m["content"] for m in second if m["role"] == "assistant"]
+    heard = " ".join(str(text) for text in assistant)
+    assert heard and LONG.startswith(heard) and len(heard) < len(LONG)
+
+
+async def test_dtmf_from_the_stream_reaches_the_agent(tmp_path: Path) -> None:
+    scripts = {"agent": [{"text": GREETING}, {"match": "DTMF: 7", "text": "You pressed seven."}]}
+    async with serve_agent(ixhello(), scripts, tmp_path) as agent:
+        call = await agent.standin.place_call()
+        await until(lambda: bool(agent.runners))
+        await asyncio.wait_for(agent.runners[-1].agent_idle(), 20)
+        await call.stream.dtmf("7")
+        await until(lambda: "You pressed seven." in agent.synth.said)
+        await agent.standin.hang_up(call)
+        outcome = await agent.wait_done()
+    assert [e.data for e in outcome.timeline.events if e.kind == "dtmf"] == [{"digits": "7"}]
