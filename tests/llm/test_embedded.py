@@ -10,11 +10,14 @@ from pathlib import Path
 import pytest
 
 from callgate.llm.embedded import (
+    REPEAT_PENALTY,
     EmbeddedChatModel,
     ToolTagExtractor,
     _plain_messages,
+    sampling_options,
     smollm2_gguf_path,
 )
+from callgate.llm.factory import make_model
 from callgate.llm.types import ModelError, ModelSettings, StreamDone, TextDelta
 
 HAVE_LLAMA = importlib.util.find_spec("llama_cpp") is not None
@@ -107,3 +110,20 @@ async def test_smollm2_streams_a_reply() -> None:
     ]
     assert any(isinstance(event, TextDelta) and event.text for event in events)
     assert isinstance(events[-1], StreamDone) and events[-1].output_tokens > 0
+
+
+def test_sampling_keeps_the_repeat_penalty_unless_the_document_sets_penalties() -> None:
+    assert sampling_options(ModelSettings(temperature=0.3), 7)["repeat_penalty"] == REPEAT_PENALTY
+    own = sampling_options(ModelSettings(temperature=0.3, frequency_penalty=0.0, presence_penalty=0.0), 7)
+    assert own["repeat_penalty"] == 1.0
+    assert own["frequency_penalty"] == 0.0 and own["presence_penalty"] == 0.0
+    assert own["seed"] == 7
+
+
+def test_each_request_gets_a_fresh_seed_unless_one_is_pinned() -> None:
+    seeds = {sampling_options(ModelSettings(), None)["seed"] for _ in range(20)}
+    assert len(seeds) > 1
+    pinned = make_model(None, None, {"CALLGATE_EMBEDDED_SEED": "42"})
+    assert isinstance(pinned, EmbeddedChatModel) and pinned.seed == 42
+    assert isinstance(make_model(None, None, {}), EmbeddedChatModel)
+    assert make_model(None, None, {}).seed is None  # type: ignore[union-attr]

@@ -7,9 +7,11 @@ from pathlib import Path
 
 # What the demo's caller says when nobody is at a terminal (CI, `make demo < /dev/null`).
 SCRIPTED_CALLER = [
-    "Hi! Who am I talking to?",
-    "What are your opening hours?",
+    "Hi! What are your opening hours?",
     "Great, thanks. That's all, bye!",
+    # A caller whose goodbye was not taken up says it again, as people do.
+    "Bye!",
+    "Goodbye!",
 ]
 
 

@@ -18,6 +18,7 @@ import atexit
 import importlib
 import importlib.util
 import json
+import secrets
 import threading
 import uuid
 from collections.abc import AsyncIterator
@@ -195,15 +196,42 @@ class ToolTagExtractor:
         self.calls.append(ToolCall(id=f"call_{uuid.uuid4().hex[:24]}", name=value["name"], arguments=text))
 
 
+def sampling_options(settings: ModelSettings, seed: int | None) -> dict[str, Any]:
+    """llama.cpp's sampling arguments for a document's prompt settings."""
+    options: dict[str, Any] = {
+        "temperature": settings.temperature,
+        "top_p": settings.top_p,
+        "presence_penalty": settings.presence_penalty,
+        "frequency_penalty": settings.frequency_penalty,
+    }
+    options = {key: value for key, value in options.items() if value is not None}
+    options["max_tokens"] = settings.max_tokens or DEFAULT_MAX_TOKENS
+    # Small models loop on their own phrases; llama.cpp's repeat penalty keeps them moving. A
+    # document that sets its own penalties gets exactly those: the repeat penalty also punishes
+    # words the caller just said ("bye"), which is wrong for some agents (the demo's goodbye).
+    own_penalties = settings.frequency_penalty is not None or settings.presence_penalty is not None
+    options["repeat_penalty"] = 1.0 if own_penalties else REPEAT_PENALTY
+    # llama.cpp samples with a fixed seed unless told otherwise: every call would say exactly the
+    # same. A fresh seed per request, unless CALLGATE_EMBEDDED_SEED pins one (reproducible runs).
+    options["seed"] = seed if seed is not None else secrets.randbelow(2**31)
+    return options
+
+
 class EmbeddedChatModel:
     """A `ChatModel` running a local GGUF model with llama-cpp-python (imported only when used)."""
 
     def __init__(
-        self, model_path: str | None = None, *, n_ctx: int = 2048, n_threads: int | None = None
+        self,
+        model_path: str | None = None,
+        *,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        seed: int | None = None,
     ) -> None:
         self.model_path = model_path
         self.n_ctx = n_ctx
         self.n_threads = n_threads
+        self.seed = seed
 
     def resolve_path(self) -> str:
         if self.model_path:
@@ -220,16 +248,7 @@ class EmbeddedChatModel:
     ) -> AsyncIterator[StreamEvent]:
         path = self.resolve_path()
         model = await asyncio.to_thread(_load, path, self.n_ctx, self.n_threads)
-        options: dict[str, Any] = {
-            "temperature": settings.temperature,
-            "top_p": settings.top_p,
-            "presence_penalty": settings.presence_penalty,
-            "frequency_penalty": settings.frequency_penalty,
-        }
-        options = {key: value for key, value in options.items() if value is not None}
-        options["max_tokens"] = settings.max_tokens or DEFAULT_MAX_TOKENS
-        # Small models loop on their own phrases; llama.cpp's repeat penalty keeps them moving.
-        options.setdefault("repeat_penalty", REPEAT_PENALTY)
+        options = sampling_options(settings, self.seed)
 
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()

@@ -59,7 +59,8 @@ def make_model(
             http_client=_shared_client(url),
         )
     gguf = ai_model if ai_model and ai_model.lower().endswith(".gguf") else env.get(ENV_GGUF) or None
-    return EmbeddedChatModel(model_path=gguf)
+    seed = env.get("CALLGATE_EMBEDDED_SEED", "").strip()
+    return EmbeddedChatModel(model_path=gguf, seed=int(seed) if seed.isdigit() else None)
 
 
 def _shared_client(url: str) -> httpx.AsyncClient | None:
