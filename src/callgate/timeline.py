@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from callgate.redact import redact_data
+
 
 @dataclass(frozen=True)
 class TimelineEvent:
@@ -31,7 +33,8 @@ class Timeline:
     listener: Callable[[TimelineEvent], None] | None = field(default=None, repr=False, compare=False)
 
     def add(self, t: float, kind: str, leg: str = "caller", **data: Any) -> TimelineEvent:
-        event = TimelineEvent(t=t, kind=kind, leg=leg, data=data)
+        # Stored, shown and exported: credentials never get in (`callgate.redact`).
+        event = TimelineEvent(t=t, kind=kind, leg=leg, data=redact_data(data))
         self.events.append(event)
         if self.listener is not None:
             self.listener(event)

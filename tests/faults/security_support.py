@@ -8,6 +8,7 @@ import asyncio
 import ipaddress
 import json
 import os
+import socket
 import subprocess
 import threading
 from collections.abc import Callable, Iterable
@@ -160,6 +161,13 @@ def chat(
         if proc.poll() is None:
             proc.kill()
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (connections are refused)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def fixed_resolver(table: dict[str, list[str]]) -> Callable[[str, int], Any]:

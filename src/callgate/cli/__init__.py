@@ -14,6 +14,7 @@ from callgate.cli.serve import serve
 from callgate.cli.test import test
 from callgate.cli.validate import EXIT_INVALID, EXIT_OK, validate
 from callgate.records import commands as records_commands
+from callgate.redact import install_log_redaction
 
 __all__ = ["EXIT_INVALID", "EXIT_OK", "app", "main"]
 
@@ -29,7 +30,9 @@ app = typer.Typer(
 @app.callback()
 def _root() -> None:
     """Self-hosted runtime for AI phone agents written as SignalWire SWML documents."""
-    # A callback keeps every command a sub-command, whatever their number.
+    # A callback keeps every command a sub-command, whatever their number. Logs never carry
+    # credentials, whichever command writes them.
+    install_log_redaction()
 
 
 app.command("validate")(validate)

@@ -12,11 +12,13 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from callgate import gc_tuning
 from callgate.channels.console import HELP, ConsoleCall, ConsoleSwitch
 from callgate.llm.types import ModelError
 from callgate.records.store import Store, StoreError, open_store
+from callgate.redact import redact
 from callgate.runtime.call_runner import CallRunner, CallSetup
 from callgate.runtime.models import ModelPool
 from callgate.runtime.post_call import PostCallServices, deliver_in_background, finish_live_call
@@ -180,7 +182,7 @@ async def converse(
             if store is not None:
                 await _record(runner, PostCallServices(store, http, clock, model_for, env), console)
         except ModelError as exc:  # the model could not even be set up
-            console.print(f"[red]model error:[/] {exc}")
+            console.print(f"[red]model error:[/] {escape(redact(str(exc)))}")
             raise typer.Exit(1) from exc
         finally:
             if worker is not None:
@@ -197,7 +199,7 @@ def _store(console: Console, env: dict[str, str]) -> Store | None:
     try:
         return open_store(env.get("CALLGATE_DB") or None)
     except StoreError as exc:
-        console.print(f"[yellow]warning[/] call records are off: {exc}")
+        console.print(f"[yellow]warning[/] call records are off: {escape(redact(str(exc)))}")
         return None
 
 

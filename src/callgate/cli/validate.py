@@ -9,8 +9,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from callgate.redact import redact
 from callgate.swml.errors import DocumentError, Issue, Severity
-from callgate.swml.fetch import is_url
 from callgate.swml.loader import LoadResult, load_document
 from callgate.swml.models import AI, Document
 
@@ -49,12 +49,8 @@ def validate(
 
 
 def _shown(source: str, issues: list[Issue]) -> str:
-    """How to name the source: the issues carry a password-free form of a URL."""
-    if is_url(source):
-        for issue in issues:
-            if issue.source:
-                return issue.source
-    return source
+    """How to name the source: never with its credentials (`callgate.redact`)."""
+    return redact(source)
 
 
 def _print_report(console: Console, source: str, issues: list[Issue], result: LoadResult | None) -> None:

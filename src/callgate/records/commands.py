@@ -24,7 +24,7 @@ from callgate.durations import parse_duration
 from callgate.records.model import CallRecord
 from callgate.records.outbox import Attempt, DeliveryWorker, RetryPolicy
 from callgate.records.store import DELIVERED, FAILED, PENDING, Report, Store, StoreError, open_store
-from callgate.swaig.fetch import safe_url
+from callgate.redact import redact, redact_data
 from callgate.telephony.clock import SystemClock
 
 calls_app = typer.Typer(
@@ -49,7 +49,7 @@ def _open(db: str | None) -> Store:
     try:
         return open_store(db)
     except StoreError as exc:
-        Console(stderr=True).print(f"[red]error[/] {escape(str(exc))}")
+        Console(stderr=True).print(f"[red]error[/] {escape(redact(str(exc)))}")
         raise typer.Exit(2) from exc
 
 
@@ -153,8 +153,17 @@ def show(
     Console(highlight=False).print(render_call(record, reports))
 
 
+def shown_record(record: CallRecord) -> CallRecord:
+    """The record as `show` and `export` print it: every credential masked (`callgate.redact`);
+    the transcript stays what the caller heard."""
+    data = record.model_dump(mode="json")
+    kept = {key: data.pop(key) for key in ("call_log", "raw_call_log")}
+    return CallRecord.model_validate({**redact_data(data), **kept})
+
+
 def render_call(record: CallRecord, reports: list[Report]) -> Group:
     """The `show` view as rich renderables (tests render it to text)."""
+    record = shown_record(record)
     parts: list[Any] = [_summary(record, reports), _transcript(record)]
     if record.swaig_log:
         parts.append(_functions(record))
@@ -197,9 +206,9 @@ def _summary(record: CallRecord, reports: list[Report]) -> Panel:
         grid.add_row("replies", f"{len(record.times)}, {answer:.2f} s average")
     for report in reports:
         tries = f"attempt {report.attempts}/{report.max_attempts}"
-        line = f"{_status(report.status)} → {escape(report.url)} ({tries})"
+        line = f"{_status(report.status)} → {escape(redact(report.url))} ({tries})"
         if report.last_error and report.status != DELIVERED:
-            line += f" [red]{escape(report.last_error)}[/]"
+            line += f" [red]{escape(redact(report.last_error))}[/]"
         grid.add_row("report", line)
     if not reports:
         grid.add_row("report", "[dim]none (no post_prompt_url)[/]")
@@ -305,7 +314,7 @@ def export(
             records = [r for r in (store.get_call(row.call_id) for row in rows) if r is not None]
         out = [
             {
-                **record.model_dump(mode="json"),
+                **shown_record(record).model_dump(mode="json"),
                 "reports": [_report_json(r) for r in store.reports(record.call_id)],
             }
             for record in records
@@ -321,12 +330,12 @@ def export(
 def _report_json(report: Report) -> dict[str, Any]:
     return {
         "idempotency_key": report.idempotency_key,
-        "url": report.url,
+        "url": redact(report.url),
         "status": report.status,
         "attempts": report.attempts,
         "max_attempts": report.max_attempts,
         "last_status": report.last_status,
-        "last_error": report.last_error,
+        "last_error": redact(report.last_error) if report.last_error else None,
         "delivered_at": report.delivered_at,
     }
 
@@ -370,7 +379,7 @@ async def _deliver(
             after = " — given up (failed)"
         else:
             after = f" — next try in {max(0.0, (attempt.retry_at or clock.time()) - clock.time()):.0f} s"
-        console.print(f"{report.call_id[:8]} → {safe_url(report.url)}: {what}{after}")
+        console.print(f"{report.call_id[:8]} → {escape(redact(report.url))}: {escape(redact(what))}{after}")
 
     async with httpx.AsyncClient(follow_redirects=False) as http:
         worker = DeliveryWorker(store, http, clock, policy, on_attempt=progress)

@@ -20,6 +20,7 @@ from typing import Any
 
 from callgate.records.migrations import MIGRATIONS
 from callgate.records.model import CallRecord
+from callgate.redact import redact
 
 ENV_DB = "CALLGATE_DB"
 
@@ -27,7 +28,11 @@ PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 
 
 class StoreError(Exception):
-    """The store cannot be opened or used (bad URL, missing driver, unreachable server)."""
+    """The store cannot be opened or used (bad URL, missing driver, unreachable server). The
+    message never holds the store URL's password (nor any other credential)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from callgate.records.outbox import Attempt, DeliveryWorker, RetryPolicy
 from callgate.records.payload import build_payload, idempotency_key
 from callgate.records.post_prompt import split_answer
 from callgate.records.store import NewReport, Store
+from callgate.redact import redact
 from callgate.runtime.call_runner import CallRunner, ModelFactory
 from callgate.swaig.context import CallContext
 from callgate.swml.models import AI
@@ -142,9 +143,7 @@ def build_record(data: CallRecordInput, clock: Clock) -> CallRecord:
         times=data.times,
         swml_vars={**ctx.swml_vars, **data.swml_results},
         global_data=data.global_data,
-        post_prompt_url=_without_credentials(data.ai.post_prompt_url)
-        if data.ai and data.ai.post_prompt_url
-        else None,
+        post_prompt_url=redact(data.ai.post_prompt_url) if data.ai and data.ai.post_prompt_url else None,
     )
 
 
@@ -167,14 +166,6 @@ def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return str(value)
-
-
-def _without_credentials(url: str) -> str:
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError):
-        return url
-    return str(parsed.copy_with(username=None, password=None)) if parsed.userinfo else url
 
 
 def post_prompt_text(ai: AI, data: CallRecordInput) -> str | None:
@@ -273,7 +264,7 @@ def _noter(data: CallRecordInput, clock: Clock) -> Callable[[Attempt], None]:
         data.outcome.timeline.add(
             _t(data, clock),
             kind,
-            url=_without_credentials(report.url),
+            url=redact(report.url),
             attempt=report.attempts,
             status=attempt.status,
             **({"error": attempt.error} if attempt.error else {}),

@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import httpx
 from httpx._client import UseClientDefault  # the type of httpx.USE_CLIENT_DEFAULT
 
+from callgate.redact import redact
 from callgate.swml.errors import DocumentError, Issue, Severity
 
 _ACCEPT = "application/json, application/yaml, text/yaml, text/plain;q=0.5, */*;q=0.1"
@@ -83,13 +84,8 @@ def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password replaced by `***`, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    userinfo, _, hostport = parts.netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return urlunsplit((parts.scheme, f"{user}:***@{hostport}", parts.path, parts.query, parts.fragment))
+    """The URL with its credentials masked, for messages and logs (`callgate.redact`)."""
+    return redact(url)
 
 
 @dataclass(frozen=True)
