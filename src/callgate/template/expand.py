@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from callgate.template.parser import Expression, Placeholder, compile_template, parse_expression
 from callgate.template.paths import resolve
-from callgate.template.render import apply_modifiers, to_text
+from callgate.template.render import apply_modifiers, apply_text_modifiers, encode_path_part, to_text
 
 
 def expand(text: str, ctx: Mapping[str, Any]) -> str:
@@ -32,19 +32,28 @@ def expand(text: str, ctx: Mapping[str, Any]) -> str:
 def expand_url(text: str, ctx: Mapping[str, Any]) -> str:
     """`expand` for a URL: the model's arguments (`args.…`, `input.args.…`) are percent-encoded even
     without `enc:`, so an argument such as `../admin?x=` or `a b#` cannot change the URL's path,
-    query or fragment (DESIGN §7). `enc:` still encodes once; other values go in as they are."""
+    query or fragment (DESIGN §7). `enc:` still encodes once — in the path part leaving `/` alone,
+    as SignalWire does (but never a `.`/`..` segment); other values go in as they are."""
     if not isinstance(text, str):
         return to_text(text)
     out: list[str] = []
+    in_path = True  # before the first literal `?` or `#`
     for part in compile_template(text):
         if part.__class__ is str:
             out.append(part)  # type: ignore[arg-type]
+            if "?" in part or "#" in part:  # type: ignore[operator]
+                in_path = False
             continue
         try:
             expression, found = _evaluate(part, ctx)  # type: ignore[arg-type]
-            piece = apply_modifiers(to_text(found), expression)
+            if expression.encode and in_path:
+                piece = encode_path_part(apply_text_modifiers(to_text(found), expression))
+            else:
+                piece = apply_modifiers(to_text(found), expression)
             if not expression.encode and _from_model(expression.path):
                 piece = quote(piece, safe="", encoding="utf-8", errors="replace")
+            elif not expression.encode and ("?" in piece or "#" in piece):
+                in_path = False  # a base URL with its own query
         except Exception:
             piece = ""
         out.append(piece)

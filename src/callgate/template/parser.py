@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
+from callgate.template.phone import STYLES, PhoneStyle
+
 # A path step: a key (`name`) or a list index (`[3]`).
 Segment = str | int
 Case = Literal["lc", "uc"]
@@ -34,11 +36,12 @@ class Expression:
     path: tuple[Segment, ...]
     case: Case | None = None
     encode: bool = False
+    phone: PhoneStyle | None = None  # fmt_ph: (national, or fmt_ph:international:)
 
     @property
     def plain(self) -> bool:
         """True when no modifier turns the value into text (so its type can be kept)."""
-        return self.case is None and not self.encode
+        return self.case is None and not self.encode and self.phone is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +112,8 @@ def _placeholder(parts: list[Part]) -> Placeholder:
 
 @lru_cache(maxsize=8192)
 def parse_expression(body: str) -> Expression:
-    """Parse a placeholder body: modifiers (`lc:`, `uc:`, `enc:`, `enc:url:`) then a path.
+    """Parse a placeholder body: modifiers (`lc:`, `uc:`, `enc:`, `enc:url:`, `fmt_ph:`,
+    `fmt_ph:national:`, `fmt_ph:international:`) then a path.
 
     Modifiers may be written in any order; the case change always applies before encoding
     (as on SignalWire, so `lc:enc:` and `enc:lc:` agree). With both `lc:` and `uc:` the
@@ -118,6 +122,7 @@ def parse_expression(body: str) -> Expression:
     rest = body.strip(_BLANK)
     case: Case | None = None
     encode = False
+    phone: PhoneStyle | None = None
     while True:
         head, sep, tail = rest.partition(":")
         if not sep:
@@ -129,10 +134,15 @@ def parse_expression(body: str) -> Expression:
             encode = True
             if tail.startswith("url:"):
                 tail = tail[4:]
+        elif head == "fmt_ph":
+            phone = "national"
+            for style in STYLES:
+                if tail.startswith(style + ":"):
+                    phone, tail = style, tail[len(style) + 1 :]
         else:
             break
         rest = tail.lstrip(_BLANK)
-    return Expression(parse_path(rest), case, encode)
+    return Expression(parse_path(rest), case, encode, phone)
 
 
 @lru_cache(maxsize=8192)

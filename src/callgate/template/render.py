@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import quote
 
 from callgate.template.parser import Expression
+from callgate.template.phone import format_phone
 
 
 def to_text(value: Any) -> str:
@@ -44,16 +45,33 @@ def to_text(value: Any) -> str:
 
 
 def apply_modifiers(text: str, expression: Expression) -> str:
-    """Case change first, then percent-encoding, whatever order they were written in."""
-    if expression.case == "lc":
-        text = text.lower()
-    elif expression.case == "uc":
-        text = text.upper()
+    """Phone formatting first, then the case change, then percent-encoding, whatever order they were
+    written in."""
+    text = apply_text_modifiers(text, expression)
     if expression.encode:
         # RFC 3986 unreserved characters stay; everything else (space → %20, `/`, `&`, `?`,
         # `#`) is escaped, so a model's argument cannot change a URL's path or query.
         text = quote(text, safe="", encoding="utf-8", errors="replace")
     return text
+
+
+def apply_text_modifiers(text: str, expression: Expression) -> str:
+    """`fmt_ph:` and `lc:` / `uc:` — every modifier but the encoding."""
+    if expression.phone is not None:
+        text = format_phone(text, expression.phone)
+    if expression.case == "lc":
+        text = text.lower()
+    elif expression.case == "uc":
+        text = text.upper()
+    return text
+
+
+def encode_path_part(text: str) -> str:
+    """`enc:` inside a URL's path, as SignalWire encodes it: `/` stays, so `${enc:args.path}` can
+    name a sub-path. A `.` or `..` segment is escaped (`%2E`), so a value still cannot climb out
+    of the path it was put in."""
+    segments = quote(text, safe="/", encoding="utf-8", errors="replace").split("/")
+    return "/".join("%2E" * len(part) if part in (".", "..") else part for part in segments)
 
 
 def _jsonable(value: Any) -> Any:
