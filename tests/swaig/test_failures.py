@@ -176,6 +176,20 @@ async def test_error_keys_mark_failure_whatever_the_value(
     assert (await runtime.call("lookup", "{}")).response == FALLBACK
 
 
+async def test_data_map_level_error_keys_apply_to_every_webhook(
+    server: LoopServer, http: httpx.AsyncClient
+) -> None:
+    """The SDK's DataMap.global_error_keys writes `error_keys` on the data_map itself."""
+    server.route("GET", "/find", Reply(body={"name": "x", "fault": "quota"}))
+    ai = data_map_ai(server.base + "/find")
+    function = ai.SWAIG.functions[0]
+    assert function.data_map is not None
+    function.data_map.error_keys = ["fault"]
+    runtime = make_runtime(ai, http)
+    assert (await runtime.call("lookup", "{}")).response == FALLBACK
+    assert runtime.swaig_log[0].error == "error key 'fault' in answer"
+
+
 async def test_missing_required_args_skip_the_request(server: LoopServer, http: httpx.AsyncClient) -> None:
     server.route("GET", "/find", Reply(body={"name": "x"}))
     runtime = make_runtime(data_map_ai(server.base + "/find", required_args=["city"]), http)

@@ -8,6 +8,10 @@ from typing import Any
 
 from callgate.llm.types import ToolCall
 
+# An hour-long call must not grow every request without limit: without
+# params.conversation_sliding_window, the model sees the newest 200 messages (and the system prompt).
+DEFAULT_WINDOW = 200
+
 
 @dataclass
 class Conversation:
@@ -16,6 +20,8 @@ class Conversation:
     raw_log: list[dict[str, Any]] = field(default_factory=list)
     # What the system prompt says about the current context and step (prompt.contexts), if any.
     step_prompt: str = ""
+    # The most recent messages sent to the model (params.conversation_sliding_window); None: all.
+    window: int | None = DEFAULT_WINDOW
 
     def _log(self, message: dict[str, Any], t: float) -> None:
         self.messages.append(message)
@@ -117,13 +123,26 @@ class Conversation:
         return "\n\n".join(part for part in (self.system_prompt, self.step_prompt) if part)
 
     def request_messages(self) -> list[dict[str, Any]]:
+        """What the model is sent: the system prompt, then the newest `window` messages."""
         text = self.system_text()
         system = [{"role": "system", "content": text}] if text else []
-        return system + self.messages
+        return system + self.recent()
+
+    def recent(self) -> list[dict[str, Any]]:
+        """The newest `window` messages, never opening on a tool result whose call was cut off
+        (an orphan tool message makes a request invalid): the window only starts at a user or
+        assistant message, or at an instruction."""
+        if self.window is None or len(self.messages) <= self.window:
+            return self.messages
+        start = len(self.messages) - max(self.window, 1)
+        while start < len(self.messages) and self.messages[start]["role"] == "tool":
+            start += 1
+        return self.messages[start:]
 
     def call_log(self) -> list[dict[str, Any]]:
-        """The whole conversation as SignalWire reports it (system prompt first)."""
-        return self.request_messages()
+        """The whole conversation as SignalWire reports it (system prompt first, nothing cut)."""
+        text = self.system_text()
+        return ([{"role": "system", "content": text}] if text else []) + self.messages
 
     def transcript_text(self) -> str:
         lines = []

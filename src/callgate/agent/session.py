@@ -220,6 +220,9 @@ class AgentSession:
                 self._idle.clear()
                 if self.on_busy is not None:
                     self.on_busy()
+                if self.ai.params.initial_sleep_ms:
+                    # SignalWire's initial_sleep_ms: a pause before the agent opens the call.
+                    await self.clock.sleep(self.ai.params.initial_sleep_ms / 1000.0)
                 greeting = self.ai.params.static_greeting
                 if greeting:
                     # SignalWire's static_greeting: spoken as is, no model request for the opening.

@@ -172,6 +172,7 @@ async def converse(
             context=_context(loaded, from_number, name, to_number),
             switch=switch,
             env=env,
+            recall=store.recall_conversation if store is not None else None,
         )
         runner = CallRunner(setup)
         task = asyncio.create_task(runner.run())

@@ -38,6 +38,17 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE INDEX outbox_call ON outbox (call_id)",
         ],
     ),
+    (
+        2,
+        [
+            # params.save_conversation: what a conversation's earlier calls leave for the next one.
+            """CREATE TABLE conversations (
+                conversation_id TEXT PRIMARY KEY,
+                summary TEXT NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL
+            )""",
+        ],
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -250,6 +250,23 @@ class Store(ABC):
             cur.execute(sql, tuple(params))
             return [CallSummary(*row) for row in cur.fetchall()]
 
+    # ------------------------------------------------------------ conversation memory
+
+    def save_conversation(self, conversation_id: str, summary: str, *, now: float) -> None:
+        """Keep `summary` as what conversation `conversation_id` remembers (params.save_conversation)."""
+        with self._tx() as cur:
+            cur.execute("DELETE FROM conversations WHERE conversation_id = ?", (conversation_id,))
+            cur.execute(
+                "INSERT INTO conversations (conversation_id, summary, updated_at) VALUES (?, ?, ?)",
+                (conversation_id, summary, now),
+            )
+
+    def recall_conversation(self, conversation_id: str) -> str | None:
+        with self._tx() as cur:
+            cur.execute("SELECT summary FROM conversations WHERE conversation_id = ?", (conversation_id,))
+            row = cur.fetchone()
+        return str(row[0]) if row is not None else None
+
     # ------------------------------------------------------------ the outbox
 
     def reports(self, call_id: str | None = None, status: str | None = None) -> list[Report]:

@@ -7,6 +7,7 @@ them out; caller events from the channel feed both. Nothing here knows which cha
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -91,11 +92,16 @@ class CallSetup:
     # A live server's calls contain their own crashes: an unexpected exception ends the call with an
     # apology and `pipeline-error` instead of propagating (a scenario wants the crash reported).
     contain_crashes: bool = False
+    # What a conversation's earlier calls left (params.save_conversation), by conversation_id.
+    recall: Callable[[str], str | None] | None = None
 
 
 def prompt_text(ai: AI, variables: dict[str, Any]) -> str:
-    """The system prompt: `text` or rendered `pom`, with `${…}` call variables expanded."""
+    """The system prompt: `text` or rendered `pom`, with `${…}` call variables expanded, then
+    SignalWire's `params.conscience`."""
     text = ai.prompt.text if ai.prompt.text is not None else render_pom(ai.prompt.pom or [])
+    if ai.params.conscience:
+        text = f"{text}\n\n{ai.params.conscience}" if text else ai.params.conscience
     # meta_data is never part of the scope: it must not reach the model.
     return expand(text, {**variables, "global_data": ai.global_data})
 
@@ -419,10 +425,13 @@ class CallRunner:
         setup = self.setup
         if ai.params.app_name:
             setup.context.app_name = ai.params.app_name  # webhooks and the report name the same app
-        conversation_id = (ai.params.model_extra or {}).get("conversation_id")
+        conversation_id = ai.params.conversation_id
         if conversation_id and not setup.context.conversation_id:
             # SignalWire's params.conversation_id ties calls of one conversation together.
-            setup.context.conversation_id = str(conversation_id)
+            setup.context.conversation_id = conversation_id
+        conversation.window = ai.params.history_window or conversation.window
+        if self.session is None:
+            self._seed(ai, conversation)
         functions = FunctionRuntime(
             ai, setup.context, setup.http, clock=self.clock, guard_exempt=setup.guard_exempt
         )
@@ -434,11 +443,14 @@ class CallRunner:
         self.ai = ai
         if self.ai_started_at is None:
             self.ai_started_at = self.clock.monotonic()
+        settings = model_settings(ai.prompt, ai.params.ai_model, self.setup.env)
+        if settings.max_tokens is None and ai.params.max_response_tokens:
+            settings = dataclasses.replace(settings, max_tokens=ai.params.max_response_tokens)
         session = AgentSession(
             ai=ai,
             call=setup.call,
             model=model,
-            settings=model_settings(ai.prompt, ai.params.ai_model, self.setup.env),
+            settings=settings,
             functions=functions,
             routes=routes,
             conversation=conversation,
@@ -452,6 +464,23 @@ class CallRunner:
         )
         self.functions, self.conversation, self.session = functions, conversation, session
         return session
+
+    def _seed(self, ai: AI, conversation: Conversation) -> None:
+        """The first agent's history: what earlier calls of the conversation left (save_conversation),
+        then SignalWire's `params.convo` messages."""
+        cid = self.setup.context.conversation_id
+        if ai.params.save_conversation and cid and self.setup.recall is not None:
+            memory = self.setup.recall(cid)
+            if memory:
+                conversation.system_prompt += f"\n\nEarlier calls in this conversation:\n{memory}"
+                self.note("conversation-recalled", conversation_id=cid, chars=len(memory))
+        for message in ai.params.convo:
+            if message["role"] == "user":
+                conversation.add_user(message["content"], 0.0)
+            elif message["role"] == "assistant":
+                conversation.add_assistant(message["content"], [], 0.0)
+            else:
+                conversation.add_system(message["content"], 0.0)
 
     def _step_machine(self, ai: AI) -> StepMachine | None:
         """SignalWire's prompt.contexts, with `${…}` call variables expanded in their texts."""

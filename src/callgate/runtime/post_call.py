@@ -247,12 +247,35 @@ async def run_post_call(data: CallRecordInput, services: PostCallServices) -> Ca
             max_attempts=services.policy.max_attempts,
         )
     services.store.save_call(record, report, now=clock.time())
+    if ai is not None and ai.params.save_conversation and data.context.conversation_id:
+        _remember(data, record, services)
     if report is not None and services.deliver:
         worker = DeliveryWorker(
             services.store, services.http, clock, services.policy, on_attempt=_noter(data, clock)
         )
         await worker.run_until_settled([record.call_id])
     return record
+
+
+# What a conversation remembers is bounded: the newest text wins.
+MEMORY_CHARS = 4000
+
+
+def _remember(data: CallRecordInput, record: CallRecord, services: PostCallServices) -> None:
+    """SignalWire's save_conversation: this call's summary joins what the conversation remembers —
+    the post_prompt's answer if there is one, else the end of the transcript."""
+    cid = data.context.conversation_id
+    assert cid is not None
+    answer = record.post_prompt_data
+    summary = (answer.substituted or answer.raw) if answer is not None else ""
+    if not summary.strip() and data.conversation is not None:
+        summary = data.conversation.transcript_text()
+    if not summary.strip():
+        return
+    earlier = services.store.recall_conversation(cid) or ""
+    combined = f"{earlier}\n{summary.strip()}".strip()[-MEMORY_CHARS:]
+    services.store.save_conversation(cid, combined, now=services.clock.time())
+    data.outcome.timeline.add(_t(data, services.clock), "conversation-saved", conversation_id=cid)
 
 
 def _noter(data: CallRecordInput, clock: Clock) -> Callable[[Attempt], None]:

@@ -139,7 +139,9 @@ def build_request(webhook: Webhook, ctx: Mapping[str, Any], args: Mapping[str, A
     return WebhookRequest(method, url, headers)
 
 
-def read_answer(fetched: Fetched, webhook: Webhook) -> tuple[Any, str | None]:
+def read_answer(
+    fetched: Fetched, webhook: Webhook, error_keys: tuple[str, ...] = ()
+) -> tuple[Any, str | None]:
     """The parsed answer and, if the webhook failed, why (SignalWire's failure rules)."""
     if not fetched.ok:
         return {"protocol_error": True, "error": fetched.error}, f"protocol_error: {fetched.error}"
@@ -155,7 +157,7 @@ def read_answer(fetched: Fetched, webhook: Webhook) -> tuple[Any, str | None]:
     if isinstance(data, dict):
         if fetched.status is not None and not 200 <= fetched.status <= 299:
             data["http_code"] = fetched.status
-        for key in webhook.error_keys:
+        for key in (*webhook.error_keys, *error_keys):
             if key in data:
                 return data, f"error key {key!r} in answer"
     return data, None
@@ -200,7 +202,7 @@ async def evaluate(
     for index, webhook in enumerate(data_map.webhooks):
         if not eligible(webhook, args):
             continue
-        attempt = await _run_webhook(index, webhook, ctx, args, fetcher, warnings)
+        attempt = await _run_webhook(index, webhook, ctx, args, fetcher, warnings, tuple(data_map.error_keys))
         break  # SignalWire requests one webhook per call; a failure is not retried elsewhere
     if attempt is not None and attempt.produced:
         attempt.warnings = warnings
@@ -231,6 +233,7 @@ async def _run_webhook(
     args: Mapping[str, Any],
     fetcher: Fetcher,
     warnings: list[str],
+    error_keys: tuple[str, ...] = (),
 ) -> DataMapResult:
     where = f"data_map.webhooks[{index}]"
     request = build_request(webhook, ctx, args)
@@ -241,7 +244,7 @@ async def _run_webhook(
     if request.form is not None:
         record["form"] = request.form
     fetched = await fetcher(request)
-    data, failure = read_answer(fetched, webhook)
+    data, failure = read_answer(fetched, webhook, error_keys)
     empty = DataMapResult(
         response=None,
         action=[],

@@ -153,8 +153,12 @@ class FunctionRuntime:
         return self._functions.get(name) or self._natives.get(name)
 
     def hook(self, names: tuple[str, ...]) -> str | None:
-        """The document's hook function among `names` (SignalWire's spellings), if it has one."""
-        return next((name for name in names if name in self._functions), None)
+        """The document's hook function among `names` (SignalWire's spellings), if it has one; for
+        the hang-up hook also a function flagged `is_hangup_hook`."""
+        found = next((name for name in names if name in self._functions), None)
+        if found is None and names == HANGUP_HOOKS:
+            found = next((n for n, f in self._functions.items() if f.is_hangup_hook), None)
+        return found
 
     def names(self) -> list[str]:
         """Every known function, active or not, document order then natives."""
@@ -178,7 +182,7 @@ class FunctionRuntime:
             if name in RESERVED_FUNCTIONS or not self.is_active(name):
                 continue
             function = self.get(name)
-            if function is not None:
+            if function is not None and not function.is_hangup_hook:
                 out.append(openai_tool(name, function.description_text, function.parameters_schema))
         return out
 

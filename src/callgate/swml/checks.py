@@ -16,6 +16,7 @@ from callgate.swml.errors import IssueCollector
 from callgate.swml.known import KNOWN_ACTIONS, KNOWN_EXTRA_FIELDS, KNOWN_NATIVE_FUNCTIONS, KNOWN_PARAMS
 from callgate.swml.lines import Loc
 from callgate.swml.models import AI, DataMap, Function, Output, Params
+from callgate.swml.params_support import audible_difference
 
 # Validates a nested SWML document (an action's `SWML` value) found at a path.
 SwmlCheck = Callable[[Any, Loc], None]
@@ -35,6 +36,7 @@ def check_ai(
     _unknown_fields(ai, loc, issues)
     _prompt(ai, loc, issues)
     _contexts(ai, loc, issues)
+    _ignored_params(ai, loc, issues)
     _functions(ai, loc, issues)
     if not ai.params.swaig_allow_private_urls:
         _private_urls(ai, loc, issues, frozenset(host.lower() for host in allowed_hosts))
@@ -96,6 +98,21 @@ def _prompt(ai: AI, loc: Loc, issues: IssueCollector) -> None:
         if not section.body and not section.bullets and not section.subsections:
             issues.warning(
                 (*loc, "prompt", "pom", index), "a POM section needs a body, bullets or subsections"
+            )
+
+
+# ---------------------------------------------------------------- params callgate ignores
+
+
+def _ignored_params(ai: AI, loc: Loc, issues: IssueCollector) -> None:
+    """A SignalWire param callgate accepts but does not act on, set to a value that would make the
+    call sound different on SignalWire: never a silent difference."""
+    for key, value in (ai.params.model_extra or {}).items():
+        why = audible_difference(key, value)
+        if why is not None:
+            issues.warning(
+                (*loc, "params", key),
+                f"accepted but ignored by callgate — {why}; the caller hears a difference from SignalWire",
             )
 
 

@@ -102,6 +102,15 @@ KNOWN_PARAMS: frozenset[str] = frozenset(
         "vision_model",
         "wait_for_user",
         "wake_prefix",
+        # Newer than the SDK's schema (signalwire/docs specs/swml/calling/Methods/ai/ai_params.tsp).
+        "auto_correct",
+        "enable_text_normalization",
+        "redact_prompt",
+        "turn_detection_min_length",
+        "turn_filler_every_n",
+        "turn_filler_min_ms",
+        "turn_filler_sources",
+        "utility_model",
     }
 )
 

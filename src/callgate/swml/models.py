@@ -222,6 +222,15 @@ class DataMap(SwmlModel):
     expressions: list[Expression] = Field(default_factory=list)
     webhooks: list[Webhook] = Field(default_factory=list)
     output: Output | None = None
+    # The SDK's DataMap.global_error_keys: apply to every webhook, beside each one's own.
+    error_keys: list[str] = Field(default_factory=list)
+
+    @field_validator("error_keys", mode="before")
+    @classmethod
+    def _str_list(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        return [value] if isinstance(value, str) else value
 
 
 class TransferConfig(SwmlModel):
@@ -279,6 +288,8 @@ class Function(SwmlModel):
     wait_for_fillers: FlexBool | None = None
     builtin: Literal["hangup", "transfer"] | None = None
     transfer: TransferConfig | None = None
+    # SignalWire: run this function when the call ends, like `hangup_hook` (never offered as a tool).
+    is_hangup_hook: FlexBool = False
 
     @property
     def description_text(self) -> str:
@@ -379,6 +390,49 @@ class Params(SwmlModel):
     static_greeting_no_barge: FlexBool = False
     # callgate: where SWML `send_sms` is POSTed (the verb's own fields as JSON); unset → recorded as skipped.
     sms_webhook_url: str | None = None
+    # Long calls and memory across calls (SignalWire's names; max_history_messages is callgate's alias).
+    conversation_id: str | None = None
+    save_conversation: FlexBool = False
+    conversation_sliding_window: FlexInt | None = None
+    max_history_messages: FlexInt | None = None
+    # Honoured SignalWire params (docs/signalwire-parameters.md).
+    conscience: str | None = None
+    convo: list[dict[str, Any]] = Field(default_factory=list)
+    initial_sleep_ms: FlexInt | None = None
+    max_response_tokens: FlexInt | None = None
+
+    @field_validator("conversation_id", mode="before")
+    @classmethod
+    def _id_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+    @field_validator("conversation_sliding_window", "max_history_messages", "max_response_tokens")
+    @classmethod
+    def _positive(cls, value: int | None) -> int | None:
+        if value is not None and value < 1:
+            raise ValueError("must be 1 or more")
+        return value
+
+    @field_validator("initial_sleep_ms")
+    @classmethod
+    def _sleep_ms(cls, value: int | None) -> int | None:
+        if value is not None and not 0 <= value <= 300_000:
+            raise ValueError("must be 0 to 300000 milliseconds")
+        return value
+
+    @field_validator("convo")
+    @classmethod
+    def _convo(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for index, message in enumerate(value):
+            if message.get("role") not in ("user", "assistant", "system") or not isinstance(
+                message.get("content"), str
+            ):
+                raise ValueError(f"convo[{index}] needs role user/assistant/system and content text")
+        return value
+
+    @property
+    def history_window(self) -> int | None:
+        return self.conversation_sliding_window or self.max_history_messages
 
     @field_validator("hard_stop_time", mode="before")
     @classmethod
