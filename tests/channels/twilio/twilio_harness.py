@@ -1,9 +1,10 @@
 """callgate's side of the Twilio tests: the endpoint served by uvicorn, a real CallRunner per call,
-the scripted model over the real OpenAI protocol, a tone synthesizer and a tone-detecting Listener.
+the scripted model over the real OpenAI protocol, and the legs' speech.
 
-Until the speech package is on main the voice is a tone as long as the words (the stand-in times its
-marks by it) and the ear is an energy detector: a burst of tone followed by 200 ms of silence is one
-utterance, whose words are the stand-in's record of what that party said.
+Two kinds of speech: `tone` (default, fast: the voice is a tone as long as the words, the ear an
+energy detector where a burst of tone then 200 ms of quiet is one utterance) and `espeak` (espeak-ng
+voices on both sides, the speech package's listener with Silero VAD). Either way the words of an
+utterance are the stand-in's record of what that party said: recognition is not under test here.
 """
 
 from __future__ import annotations
@@ -28,7 +29,12 @@ from callgate.records.store import Store, open_store
 from callgate.runtime.call_runner import CallRunner, CallSetup
 from callgate.runtime.post_call import PostCallServices, finish_live_call
 from callgate.scenario.model_server import ScriptedModelServer
-from callgate.speech.base import EventSink
+from callgate.speech.backends import SpeechBackends
+from callgate.speech.base import EventSink, Synthesizer, frame_bytes
+from callgate.speech.listener import SpeechListener
+from callgate.speech.settings import SpeechSettings
+from callgate.speech.tts_espeak import EspeakSynthesizer
+from callgate.speech.vad import SileroVad
 from callgate.swaig.context import CallContext
 from callgate.swml.loader import parse_document
 from callgate.swml.models import AI
@@ -55,6 +61,36 @@ class ToneSynthesizer:
 def frames_for(text: str) -> int:
     """How many 20 ms frames ToneSynthesizer makes of `text`."""
     return math.ceil(max(1, int(len(text.split()) * SECONDS_PER_WORD * 8000)) / 160)
+
+
+class RecordingSynthesizer:
+    """The real voice (espeak-ng through the speech package), remembering what it said and how long."""
+
+    def __init__(self, inner: Synthesizer) -> None:
+        self.inner = inner
+        self.said: list[str] = []
+        self.frames: dict[str, int] = {}
+
+    async def synthesize(self, text: str, *, sample_rate: int, language: str | None = None) -> bytes:
+        pcm = await self.inner.synthesize(text, sample_rate=sample_rate, language=language)
+        self.said.append(text)
+        self.frames[text] = math.ceil(len(pcm) / frame_bytes(sample_rate))
+        return pcm
+
+
+class OracleRecognizer:
+    """Recognition is the one part played by the test: the words are the stand-in's record of what
+    that party said (Whisper is too slow for the suite); finding the speech is the real VAD's job."""
+
+    def __init__(self, transcript: Callable[[], str]) -> None:
+        self._transcript = transcript
+        self.audio_seconds: list[float] = []
+
+    async def transcribe(
+        self, audio: bytes, *, sample_rate: int, language: str | None = None, prompt: str | None = None
+    ) -> str:
+        self.audio_seconds.append(len(audio) / 2 / sample_rate)
+        return self._transcript()
 
 
 class ToneListener:
@@ -103,7 +139,7 @@ class Agent:
     endpoint: TwilioEndpoint
     model: ScriptedModelServer
     store: Store
-    synth: ToneSynthesizer = field(default_factory=ToneSynthesizer)
+    synth: ToneSynthesizer | RecordingSynthesizer = field(default_factory=ToneSynthesizer)
     runners: list[CallRunner] = field(default_factory=list)
     outcomes: list[CallOutcome] = field(default_factory=list)
     records: list[Any] = field(default_factory=list)
@@ -116,8 +152,14 @@ class Agent:
 
 @contextlib.asynccontextmanager
 async def serve_agent(
-    document: dict[str, Any], scripts: dict[str, list[dict[str, Any]]], tmp_path: Path, **config: Any
+    document: dict[str, Any],
+    scripts: dict[str, list[dict[str, Any]]],
+    tmp_path: Path,
+    *,
+    speech: str = "tone",
+    **config: Any,
 ) -> AsyncIterator[Agent]:
+    """`speech="espeak"`: espeak-ng voices on both sides and the real listener (Silero VAD)."""
     clock = SystemClock()
     standin = TwilioStandIn()
     await standin.start()
@@ -141,7 +183,17 @@ async def serve_agent(
             fake = standin.calls.get(call.call_id)
             return fake.spoken.popleft() if fake is not None and fake.spoken else "(unintelligible)"
 
-        call.use_speech(agent.synth, ToneListener(call.deliver, transcript))
+        if speech == "espeak":
+            listener = SpeechListener(
+                OracleRecognizer(transcript),
+                SileroVad(8000),
+                sink=call.deliver,
+                clock=clock,
+                sample_rate=8000,
+            )
+            call.use_speech(agent.synth, listener)
+        else:
+            call.use_speech(agent.synth, ToneListener(call.deliver, transcript))
 
     async def on_call(call: TwilioCall) -> None:
         assert agent is not None
@@ -187,6 +239,15 @@ async def serve_agent(
     try:
         async with ScriptedModelServer(scripts) as model:
             agent = Agent(standin=standin, endpoint=endpoint, model=model, store=store)
+            if speech == "espeak":
+                settings_ = SpeechSettings.from_params(doc.find_ai().params if doc.find_ai() else None)
+                agent.synth = RecordingSynthesizer(SpeechBackends({}).synthesizer(settings_))
+                caller_voice = EspeakSynthesizer("en-US")
+
+                async def voice(text: str) -> bytes:
+                    return await caller_voice.synthesize(text, sample_rate=8000)
+
+                standin.voice = voice
             try:
                 yield agent
             finally:

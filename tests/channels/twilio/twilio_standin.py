@@ -30,6 +30,7 @@ import math
 import time
 import xml.etree.ElementTree as ET
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -212,9 +213,19 @@ class FakeStream:
         return any(kind == "frame" for kind, _ in self._out)
 
     def say(self, text: str) -> None:
-        """The far end talks: tone frames, and the words for the test Listener's transcript."""
+        """The far end talks (tone frames, or the stand-in's voice), and its words are noted for the
+        test's recognizer."""
         self.call.spoken.append(text)
-        self._in.extend(speech_frames(text))
+        if self.standin.voice is None:
+            self._in.extend(speech_frames(text))
+        else:
+            self.standin.spawn(self._voiced(text))
+
+    async def _voiced(self, text: str) -> None:
+        assert self.standin.voice is not None
+        mulaw = encode(await self.standin.voice(text), "PCMU")
+        mulaw += SILENCE[: (-len(mulaw)) % 160]
+        self._in.extend(mulaw[i : i + 160] for i in range(0, len(mulaw), 160))
 
     async def dtmf(self, digit: str) -> None:
         await self._send(
@@ -294,6 +305,8 @@ class TwilioStandIn:
         self.requests: list[RestRequest] = []
         self.events: list[tuple[float, str, str, str]] = []
         self.fail_updates: int | None = None  # answer every call update with this HTTP status
+        # How the far end's speech sounds: 8 kHz PCM for a text (None: a tone as long as the words).
+        self.voice: Callable[[str], Awaitable[bytes]] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._server: uvicorn.Server | None = None
         self.base_url = ""
@@ -343,6 +356,9 @@ class TwilioStandIn:
         if self._server is not None:
             await asyncio.wait_for(self._server.shutdown(), 10)
         await self.http.aclose()
+
+    def spawn(self, coro: Any) -> None:
+        self._spawn(coro)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
