@@ -128,10 +128,13 @@ class RtpParty(asyncio.DatagramProtocol):
         if self.remote is None:
             self.remote = (str(addr[0]), int(addr[1]))
 
-    def audio(self, payload_type: int = 0) -> bytes:
+    def audio(self, payload_type: int = 0, since: float = 0.0) -> bytes:
+        """What arrived (decoded), optionally only what arrived after `since` (time.time())."""
         codec = "PCMU" if payload_type == 0 else "PCMA"
         return b"".join(
-            decode(r.packet.payload, codec) for r in self.received if r.packet.payload_type == payload_type
+            decode(r.packet.payload, codec)
+            for r in self.received
+            if r.packet.payload_type == payload_type and r.at >= since
         )
 
     async def send_tone(self, seconds: float) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import yaml
 
 from callgate.channels.sip import SipCall, SipConfig, SipEndpoint
 from callgate.llm.client import ChatModel, OpenAIChatModel
@@ -25,7 +26,7 @@ from callgate.scenario.format import Scenario, UserTurn, WaitTurn, load_scenario
 from callgate.scenario.model_server import ScriptedModelServer
 from callgate.speech.base import EventSink
 from callgate.swaig.context import CallContext
-from callgate.swml.loader import load_document
+from callgate.swml.loader import parse_document
 from callgate.swml.models import AI
 from callgate.telephony.base import CallerSpeech, SpeechStarted
 from callgate.telephony.clock import SystemClock
@@ -80,7 +81,9 @@ class SipAgent:
     endpoint: SipEndpoint
     model: ScriptedModelServer
     synth: ToneSynthesizer = field(default_factory=lambda: ToneSynthesizer(1000))
-    words: deque[str] = field(default_factory=deque)
+    words: deque[str] = field(default_factory=deque)  # what the caller says next, in order
+    dialled: list[SipCall] = field(default_factory=list)
+    dialled_words: dict[str, deque[str]] = field(default_factory=dict)
     runners: list[CallRunner] = field(default_factory=list)
     outcomes: list[CallOutcome] = field(default_factory=list)
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -99,16 +102,46 @@ class SipAgent:
                 await party.send_tone(0.4)
                 party.frequency = None
             elif isinstance(turn, WaitTurn):
-                await asyncio.sleep(min(float(turn.wait), 1.0))
+                await asyncio.sleep(float(turn.wait))
             # `hangup` turns are the sipp script's BYE.
+
+    def prepare(self, call: SipCall) -> None:
+        """Every leg gets the tone voice and an ear; a dialled leg's ear hears that party's turns."""
+        words = self.words
+        if call.leg != "caller":
+            words = self.dialled_words.setdefault(call.call_id, deque())
+            self.dialled.append(call)
+        call.use_speech(self.synth, ToneEar(call.deliver, words))
+
+    async def perform_leg_turns(self, name: str, party: RtpParty) -> None:
+        """A dialled party's turns (scenario `legs.<name>.turns`), each after its consult agent."""
+        while not self.dialled or not self.runners:
+            await asyncio.sleep(0.02)
+        leg = self.dialled[0]
+        for turn in self.scenario.leg_turns(name):
+            if isinstance(turn, UserTurn):
+                await asyncio.wait_for(self.runners[0].consults.wait_idle(leg.call_id), 20)
+                await asyncio.sleep(0.3)
+                self.dialled_words[leg.call_id].append(turn.user)
+                party.frequency = 900
+                await party.send_tone(0.4)
+                party.frequency = None
 
 
 @contextlib.asynccontextmanager
-async def sip_agent(scenario_name: str) -> AsyncIterator[SipAgent]:
-    """The example scenario's agent answering SIP calls on a free loopback port."""
+async def sip_agent(
+    scenario_name: str, *, proxy: str | None = None, replace: dict[str, str] | None = None
+) -> AsyncIterator[SipAgent]:
+    """The example scenario's agent answering SIP calls on a free loopback port (`proxy`: where
+    numbers are dialled; `replace`: text substitutions in the agent document, e.g. a hold-music
+    URL on the internet swapped for a local file — tests touch only loopback)."""
     scenario = load_scenario(EXAMPLES / scenario_name)
     assert isinstance(scenario.agent, str)
-    document = load_document(EXAMPLES / scenario.agent).document
+    text = (EXAMPLES / scenario.agent).read_text()
+    for old, new in (replace or {}).items():
+        assert old in text, old
+        text = text.replace(old, new)
+    document = parse_document(yaml.safe_load(text), source=scenario.agent).document
     clock = SystemClock()
     http = httpx.AsyncClient()
     models: list[ChatModel] = []
@@ -122,7 +155,6 @@ async def sip_agent(scenario_name: str) -> AsyncIterator[SipAgent]:
             models.append(model)
             return model
 
-        call.use_speech(agent.synth, ToneEar(call.deliver, agent.words))
         context = CallContext(
             caller_id_num=call.from_number, caller_id_name=call.caller_name, to_number=call.to_number
         )
@@ -145,7 +177,10 @@ async def sip_agent(scenario_name: str) -> AsyncIterator[SipAgent]:
             agent.done.set()
 
     endpoint = SipEndpoint(
-        SipConfig(host="127.0.0.1", port=0, hangup_delay_ms=200), clock=clock, on_call=on_call
+        SipConfig(host="127.0.0.1", port=0, hangup_delay_ms=200, proxy=proxy),
+        clock=clock,
+        on_call=on_call,
+        prepare_leg=lambda leg: holder[0].prepare(leg),
     )
     await endpoint.start()
     try:

@@ -153,12 +153,13 @@ class PlaybackStream:
     source: str
     frames: list[bytes]
     loop: bool
+    loaded: bool = True  # False while the source is still being fetched (nothing to play yet)
     position: int = 0
     finished: asyncio.Event = field(default_factory=asyncio.Event)
-    how: str | None = None  # finished | stopped | call-ended
+    how: str | None = None  # finished | stopped | call-ended | error: …
 
     def next_frame(self) -> bytes | None:
-        if self.finished.is_set():
+        if self.finished.is_set() or not self.loaded:
             return None
         if self.position >= len(self.frames):
             if self.loop and self.frames:

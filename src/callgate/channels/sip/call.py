@@ -251,22 +251,26 @@ class SipCall(LegIdentity):
         self._machine.require_usable(allow_held=False)
 
     async def play(self, source: str, loop: bool = False) -> PlaybackStream:
+        """Start playing `source` (mixed over speech; works while held: hold music). Returns at
+        once: the file or URL loads in the background, so a slow hold-music server delays only the
+        music. A source that cannot be loaded ends the playback with how = "error: …" (logged)."""
         if not self.ended and self._machine.state is LegState.RINGING:
             await self.answer()
         self._machine.require_usable(allow_held=True)
-        try:
-            frames = split_frames(await load_source(source))
-        except AudioSourceError as error:
-            log.warning("call %s: cannot play %s: %s", self.call_id, source, error)
-            stream = PlaybackStream(source, [], loop=False)
-            stream.end(f"error: {error}")
-            return stream
-        stream = PlaybackStream(source, frames, loop)
-        if self.ended:
-            stream.end("call-ended")
-        else:
-            self._playbacks.append(stream)
+        stream = PlaybackStream(source, [], loop, loaded=False)
+        self._playbacks.append(stream)
+        self.host.background(asyncio.ensure_future(self._load(stream)))
         return stream
+
+    async def _load(self, stream: PlaybackStream) -> None:
+        try:
+            frames = split_frames(await load_source(stream.source))
+        except AudioSourceError as error:
+            log.warning("call %s: cannot play %s: %s", self.call_id, stream.source, error)
+            stream.end(f"error: {error}")
+            return
+        stream.frames = frames
+        stream.loaded = True
 
     async def hold(self) -> None:
         if self.held:
@@ -582,10 +586,10 @@ class SipCall(LegIdentity):
                 parts.append(speech)
             for playback in list(self._playbacks):
                 music = playback.next_frame()
-                if music is None:
-                    self._playbacks.remove(playback)
-                else:
+                if music is not None:
                     parts.append(music)
+                elif playback.finished.is_set():
+                    self._playbacks.remove(playback)
             frame = mix(parts) if parts else SILENCE
         if self.media is not None and self._we_send:
             self.rtp.send(self._sender.packet(encode(frame, self.media.codec)))
@@ -650,6 +654,10 @@ class SipCall(LegIdentity):
             self.listener.feed(frame)
 
     # ------------------------------------------------------------ bridging
+
+    async def resume_media(self) -> None:
+        """Offer sendrecv again (a held leg that has just been bridged)."""
+        await self._reinvite(sdp.Direction.SENDRECV)
 
     def join(self, other: SipCall) -> None:
         """Bridge bookkeeping (the switch checks both legs first)."""

@@ -47,6 +47,7 @@ from callgate.telephony.clock import Clock, SystemClock
 log = logging.getLogger(__name__)
 
 CallHandler = Callable[[SipCall], Awaitable[None]]
+LegPreparer = Callable[[SipCall], None]
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY, INFO"
 STOP_GRACE = 2.0  # seconds stop() waits for BYE answers
 
@@ -69,11 +70,19 @@ class SipEndpoint:
     """One UDP SIP user agent: answers INVITEs, places calls, keeps every leg's dialog."""
 
     def __init__(
-        self, config: SipConfig, clock: Clock | None = None, on_call: CallHandler | None = None
+        self,
+        config: SipConfig,
+        clock: Clock | None = None,
+        on_call: CallHandler | None = None,
+        prepare_leg: LegPreparer | None = None,
     ) -> None:
+        """`prepare_leg(call)` runs for every new leg — inbound before `on_call`, dialled before
+        `dial()` returns — so the owner can attach speech (`use_speech`) to legs it did not answer
+        itself, such as a warm transfer's supervisor."""
         self.config = config
         self.clock: Clock = clock or SystemClock()
         self.on_call = on_call
+        self.prepare_leg = prepare_leg
         self.timers = Timers(config.t1, config.t2)
         self.layer = TransactionLayer(self.send, self.clock, self.timers)
         self.pacer = Pacer(self.clock)
@@ -312,6 +321,7 @@ class SipEndpoint:
         )
         self._calls[(call.call_id, local_tag)] = call
         self._ringing[invite.branch] = call
+        self._prepare(call)
         ringing = response_to(invite, 180, REASONS[180], to_tag=local_tag)
         ringing.headers.append(("Contact", self.contact))
         transaction.respond(ringing)
@@ -321,6 +331,14 @@ class SipEndpoint:
         handler = asyncio.ensure_future(self._supervise(call, self.on_call))
         self._handlers.add(handler)
         handler.add_done_callback(self._handlers.discard)
+
+    def _prepare(self, call: SipCall) -> None:
+        if self.prepare_leg is None:
+            return
+        try:
+            self.prepare_leg(call)
+        except Exception:
+            log.exception("call %s: prepare_leg failed", call.call_id)
 
     async def _supervise(self, call: SipCall, handler: CallHandler) -> None:
         try:
@@ -446,6 +464,7 @@ class SipSwitch:
         )
         call.remember_ack(invite.cseq[0], ack)
         endpoint.register(call)
+        endpoint._prepare(call)
         return call
 
     async def _ring(self, invite: SipMessage, address: Address, deadline: float) -> SipMessage:
@@ -499,8 +518,11 @@ class SipSwitch:
         if not isinstance(a, SipCall) or not isinstance(b, SipCall):
             raise TypeError("the SIP switch bridges only SIP legs")
         check_bridgeable(a, b)
+        held = [leg for leg in (a, b) if leg.held]
         a.join(b)
         b.join(a)
+        # A leg held by our re-INVITE (a=sendonly) sends us nothing: resume its media for the bridge.
+        await asyncio.gather(*(leg.resume_media() for leg in held))
 
 
 def _next_attempt(invite: SipMessage) -> SipMessage:
