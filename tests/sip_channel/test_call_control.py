@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from callgate.channels.legs import HeldError
 from callgate.channels.sip import SipCall
+from callgate.channels.sip.rtp import DtmfDetector
 from callgate.telephony.base import (
     Destination,
     DialFailed,
@@ -258,3 +260,66 @@ async def test_our_bye_is_retransmitted_until_answered(sip: EndpointHarness, wor
     byes = [p for p in packets if p.dst_port == caller_port and p.payload.startswith(b"BYE ")]
     assert len(byes) >= 2
     assert byes[0].payload == byes[1].payload  # the same transaction, resent
+
+
+async def test_dialling_with_an_extension_presses_its_digits_after_the_answer(
+    sip: EndpointHarness, workdir: Path
+) -> None:
+    callee_port = free_udp_port()
+    async with rtp_party() as party:
+        callee = asyncio.ensure_future(
+            sipp(
+                "callee_answers.xml",
+                sip.port,
+                uas=True,
+                port=callee_port,
+                keys={"rtp_port": str(party.port)},
+                workdir=workdir,
+            )
+        )
+        await asyncio.sleep(0.3)
+        destination = Destination(kind="sip", value=f"sip:desk@127.0.0.1:{callee_port}", extension="12w#")
+        leg = await sip.endpoint.switch.dial(destination, "+15559870000", timeout=5)
+        await leg.hangup(str(EndedReason.ASSISTANT_ENDED_CALL))
+        result = await callee
+    assert result.ok, result.errors
+    detector = DtmfDetector()
+    events = [r.packet for r in party.received if r.packet.payload_type == 101]
+    pressed = [digit for packet in events if (digit := detector.feed(packet)) is not None]
+    assert pressed == ["1", "2", "#"]
+    ends = [p for p in events if p.payload[1] & 0x80]
+    assert len(ends) == 9  # each key's end packet, three times
+    packets = [r.packet for r in party.received]
+    for before, after in itertools.pairwise(packets):
+        assert (after.sequence - before.sequence) % 65536 == 1  # one stream, audio and events
+
+
+@pytest.mark.sip_config(media_timeout=0.8)
+async def test_a_caller_holding_us_is_not_a_vanished_peer(sip: EndpointHarness, workdir: Path) -> None:
+    events: list[object] = []
+
+    async def handler(call: SipCall) -> None:
+        await call.answer()
+        async for event in call.events():
+            events.append(event)
+
+    sip.handler = handler
+    result = await sipp("caller_holds_us.xml", sip.port, keys={"rtp_port": "40022"}, workdir=workdir)
+    assert result.ok, result.errors  # we answered recvonly to sendonly, sendrecv to sendrecv
+    assert events == [RemoteHangup(cause="hangup")]  # 1.5 s without RTP while held: no MediaTimeout
+
+
+async def test_a_late_offer_is_answered_in_the_ack(sip: EndpointHarness, workdir: Path) -> None:
+    async def handler(call: SipCall) -> None:
+        call.use_speech(ToneSynthesizer(1000), None)
+        await call.answer()
+        await asyncio.sleep(0.3)  # the ACK with the caller's answer arrives
+        await call.say("hello there")
+        await call.wait_ended()
+
+    sip.handler = handler
+    async with rtp_party() as party:
+        result = await sipp("late_offer.xml", sip.port, keys={"rtp_port": str(party.port)}, workdir=workdir)
+    assert result.ok, result.errors
+    assert {r.packet.payload_type for r in party.received} == {8}  # the PCMA the caller chose
+    assert tone_share(party.audio(payload_type=8), 1000) > 0.2

@@ -45,7 +45,14 @@ from callgate.channels.sip.dialog import Dialog, DialogState
 from callgate.channels.sip.media import Pacer, RtpSocket
 from callgate.channels.sip.message import REASONS, SipMessage, response_to
 from callgate.channels.sip.refer import failure_for, sipfrag_status
-from callgate.channels.sip.rtp import DtmfDetector, RtpError, RtpPacket, RtpSender
+from callgate.channels.sip.rtp import (
+    DtmfDetector,
+    EventTick,
+    RtpError,
+    RtpPacket,
+    RtpSender,
+    dtmf_ticks,
+)
 from callgate.channels.sip.transaction import (
     Address,
     ServerTransaction,
@@ -135,13 +142,16 @@ class SipCall(LegIdentity):
             rtp.remote = (media.host, media.port)
         self._sdp_version = 1
         self._session_id = abs(hash(dialog.call_id)) % 10**9
-        self._remote_sends = media.direction.peer_sends if media else True
+        self._remote_sends = media.direction is sdp.Direction.SENDRECV if media else True
         self._we_send = True
         self._speech = SpeechQueue()
         self._playbacks: list[PlaybackStream] = []
         self._bridge_in: deque[bytes] = deque(maxlen=BRIDGE_DEPTH)
         self._rx_buffer = b""
         self._dtmf = DtmfDetector()
+        self._dtmf_out: deque[EventTick] = deque()
+        self._dtmf_done: asyncio.Future[None] | None = None
+        self._event_ts = 0
         self._notify: asyncio.Queue[int] | None = None
         self._last_invite_ack: tuple[int, SipMessage] | None = None
         self._ending = False
@@ -410,6 +420,21 @@ class SipCall(LegIdentity):
     async def wait_ended(self) -> None:
         await self._ended_event.wait()
 
+    async def send_dtmf(self, digits: str) -> None:
+        """Press keys on this leg (an extension after a dialled party answers): RFC 4733 events in
+        the leg's RTP stream, paced like audio; returns when the last one has been sent. Without a
+        negotiated telephone-event payload type nothing is sent (logged)."""
+        if self.ended:
+            raise CallEnded("the leg has ended")
+        if self.media is None or self.media.event_pt is None:
+            log.warning("call %s: the peer takes no telephone-events; cannot dial %r", self.call_id, digits)
+            return
+        while self._dtmf_done is not None and not self._dtmf_done.done():
+            await asyncio.shield(self._dtmf_done)
+        self._dtmf_out.extend(dtmf_ticks(digits))
+        self._dtmf_done = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._dtmf_done)
+
     # ------------------------------------------------------------ ending
 
     async def _jitter_allowance(self) -> None:
@@ -445,6 +470,9 @@ class SipCall(LegIdentity):
         for playback in self._playbacks:
             playback.end("call-ended")
         self._playbacks.clear()
+        self._dtmf_out.clear()
+        if self._dtmf_done is not None and not self._dtmf_done.done():
+            self._dtmf_done.set_exception(CallEnded("the leg ended while dialling digits"))
         self.host.pacer.remove(self)
         self.rtp.close()
         self._feed.close(drop_pending=drop_pending)
@@ -563,7 +591,9 @@ class SipCall(LegIdentity):
             self._sender.payload_type = media.payload_type
         self.media = media
         self.rtp.remote = (media.host, media.port)
-        self._remote_sends = media.direction.peer_sends
+        # Any direction but sendrecv is a hold (a held phone often sends nothing, even when it
+        # says sendonly): the inactivity clock pauses.
+        self._remote_sends = media.direction is sdp.Direction.SENDRECV
         self._we_send = media.direction in (sdp.Direction.SENDRECV, sdp.Direction.RECVONLY)
         self.last_rx = self.host.clock.monotonic()
 
@@ -591,12 +621,31 @@ class SipCall(LegIdentity):
                 elif playback.finished.is_set():
                     self._playbacks.remove(playback)
             frame = mix(parts) if parts else SILENCE
-        if self.media is not None and self._we_send:
+        if self._dtmf_out and self._send_event():
+            pass
+        elif self.media is not None and self._we_send:
             self.rtp.send(self._sender.packet(encode(frame, self.media.codec)))
             self.frames_sent += 1
             if self.on_frame_sent is not None:
                 self.on_frame_sent(now)
         self._watch_media(now, state)
+
+    def _send_event(self) -> bool:
+        """Send this tick's telephone-event packets, if the plan has any (else audio goes out)."""
+        step = self._dtmf_out.popleft()
+        if not self._dtmf_out and self._dtmf_done is not None and not self._dtmf_done.done():
+            self._dtmf_done.set_result(None)
+        if step.payloads is None or self.media is None or self.media.event_pt is None:
+            return False
+        if step.start:
+            self._event_ts = self._sender.timestamp
+        for payload in step.payloads:
+            packet = self._sender.event_packet(
+                self.media.event_pt, payload, self._event_ts, marker=step.start
+            )
+            self.rtp.send(packet)
+        self._sender.timestamp = (self._sender.timestamp + 160) & 0xFFFFFFFF
+        return True
 
     def _watch_media(self, now: float, state: LegState) -> None:
         paused = state is LegState.HELD or not self._remote_sends or self._ending or self._media_lost

@@ -465,6 +465,8 @@ class SipSwitch:
         call.remember_ack(invite.cseq[0], ack)
         endpoint.register(call)
         endpoint._prepare(call)
+        if destination.extension:
+            await call.send_dtmf(destination.extension)  # e.g. a PBX extension after the trunk answers
         return call
 
     async def _ring(self, invite: SipMessage, address: Address, deadline: float) -> SipMessage:

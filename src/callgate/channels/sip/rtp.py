@@ -68,6 +68,14 @@ class RtpSender:
         self.timestamp = (self.timestamp + SAMPLES_PER_FRAME) & 0xFFFFFFFF
         return data
 
+    def event_packet(self, payload_type: int, payload: bytes, timestamp: int, *, marker: bool) -> bytes:
+        """A telephone-event packet: its own payload type and the event's start timestamp, the
+        stream's next sequence number (the caller advances the audio timestamp once per tick)."""
+        second = payload_type | (0x80 if marker else 0)
+        data = HEADER.pack(0x80, second, self.sequence, timestamp & 0xFFFFFFFF, self.ssrc) + payload
+        self.sequence = (self.sequence + 1) & 0xFFFF
+        return data
+
 
 @dataclass(frozen=True)
 class TelephoneEvent:
@@ -88,6 +96,34 @@ def parse_event(payload: bytes) -> TelephoneEvent | None:
 
 def event_payload(digit: str, *, end: bool, duration: int, volume: int = 10) -> bytes:
     return struct.pack("!BBH", DTMF_EVENTS.index(digit.upper()), (0x80 if end else 0) | volume, duration)
+
+
+EVENT_TICKS = 5  # a key press lasts 100 ms
+GAP_TICKS = 3  # 60 ms between presses
+PAUSE_TICKS = 25  # "w" in an extension: half a second
+
+
+@dataclass(frozen=True)
+class EventTick:
+    """What one 20 ms tick sends while dialling digits: event packets, or (None) plain audio."""
+
+    payloads: tuple[bytes, ...] | None
+    start: bool = False  # the first tick of a key press (new event timestamp, marker bit)
+
+
+def dtmf_ticks(digits: str) -> list[EventTick]:
+    """The tick-by-tick plan for sending `digits` (0-9 * # A-D; w = pause) as RFC 4733 events."""
+    plan: list[EventTick] = []
+    for digit in digits:
+        if digit in "wW":
+            plan += [EventTick(None)] * PAUSE_TICKS
+            continue
+        for step in range(1, EVENT_TICKS + 1):
+            end = step == EVENT_TICKS
+            payload = event_payload(digit, end=end, duration=SAMPLES_PER_FRAME * step)
+            plan.append(EventTick((payload,) * (3 if end else 1), start=step == 1))  # end sent 3 times
+        plan += [EventTick(None)] * GAP_TICKS
+    return plan
 
 
 class DtmfDetector:

@@ -36,11 +36,6 @@ class Direction(StrEnum):
             Direction.RECVONLY: Direction.SENDONLY,
         }.get(self, self)
 
-    @property
-    def peer_sends(self) -> bool:
-        """Whether the party that wrote this direction sends media."""
-        return self in (Direction.SENDRECV, Direction.SENDONLY)
-
 
 @dataclass(frozen=True)
 class MediaDescription:
