@@ -9,7 +9,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +49,13 @@ class Served:
                 break
             time.sleep(0.05)
         raise AssertionError(f"no log line {match}; stderr:\n" + "\n".join(self.raw[-40:]))
+
+    def wait_until(self, check: Callable[[], bool], timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            if time.monotonic() > deadline:
+                raise AssertionError("timed out; stderr:\n" + "\n".join(self.raw[-40:]))
+            time.sleep(0.05)
 
     def health(self) -> httpx.Response:
         return httpx.get(f"http://127.0.0.1:{self.http_port}/healthz", timeout=5)

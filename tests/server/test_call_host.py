@@ -22,7 +22,7 @@ from callgate.agent.session import GOODBYE_BROKEN
 from callgate.channels.console import ConsoleCall
 from callgate.records.model import CallRecord
 from callgate.records.store import DELIVERED, Store, open_store
-from callgate.runtime.call_host import CallHost, HostServices
+from callgate.runtime.call_host import CallHost, CallNotReady, HostServices
 from callgate.runtime.live import LiveEvent
 from callgate.runtime.logs import CallIdFilter, JsonFormatter
 from callgate.runtime.models import ModelPool
@@ -118,6 +118,7 @@ class Harness:
         self.models = ModelPool({}, self.clock)
         self.prepared: list[str] = []
         self.fail_prepare_for: set[str] = set()
+        self.no_ear_for: set[str] = set()
 
         async def agent(call: CallInfo) -> LoadResult:
             return _document(server.base_url(call.from_number.strip("+")), receiver.url)
@@ -125,6 +126,8 @@ class Harness:
         async def prepare(call: Call, ai: AI | None) -> None:
             if call.from_number in self.fail_prepare_for:
                 raise RuntimeError("no synthesizer for this call")
+            if call.from_number in self.no_ear_for:
+                raise CallNotReady("speech recognition: faster-whisper is missing", can_speak=True)
             self.prepared.append(call.call_id)
 
         services = HostServices(self.clock, http, self.models.model_for, {}, store, report_wait=30)
@@ -203,6 +206,21 @@ async def test_a_call_that_cannot_be_set_up_is_refused_and_recorded(
     record = store.get_call(broken.call_id)
     assert record is not None and record.ended_reason == "pipeline-error"
     assert any("no synthesizer" in e.data.get("error", "") for e in record.timeline)
+
+
+async def test_a_call_that_can_speak_but_not_hear_is_answered_for_the_apology(
+    receiver: Receiver, store: Store, http: httpx.AsyncClient
+) -> None:
+    async with ScriptedModelServer({}) as server:
+        harness = Harness(server, receiver, store, http)
+        harness.no_ear_for.add("+1001")
+        leg = _leg("+1001")
+        await harness.host.accept(leg)
+    assert _said(leg) == [GOODBYE_BROKEN] and leg.ended_reason == "pipeline-error"
+    record = store.get_call(leg.call_id)
+    assert record is not None and record.ended_reason == "pipeline-error"
+    assert [e.kind for e in record.timeline if e.kind in ("crash", "apology")] == ["crash", "apology"]
+    assert len(receiver.requests) == 1  # the report still goes out
 
 
 async def test_drain_lets_calls_finish_then_ends_the_rest(

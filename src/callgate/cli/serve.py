@@ -18,18 +18,22 @@ import signal
 import socket
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 import httpx
 import typer
 import uvicorn
 from rich.console import Console
 
+from callgate.channels.sip import SipConfig, SipEndpoint
+from callgate.channels.sip.config import ProxySettings
 from callgate.records.store import Store, StoreError, open_store
 from callgate.runtime.call_host import AgentLoader, CallHost, HostServices
 from callgate.runtime.logs import configure_json_logging
 from callgate.runtime.models import ModelPool
+from callgate.runtime.speech_wiring import speech_preparer
 from callgate.server import RouteProvider, ServerContext, build_app
+from callgate.speech.backends import SpeechBackends
 from callgate.swaig.guarded_transport import guarded_client
 from callgate.swml.errors import DocumentError
 from callgate.swml.fetch import CallInfo, is_url
@@ -94,6 +98,11 @@ def serve(
     if sip is None and http is None:
         sip = DEFAULT_SIP
     sip_address = parse_address(sip, "--sip") if sip is not None else None
+    if sip_proxy is not None:
+        try:
+            ProxySettings.parse(sip_proxy)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--sip-proxy") from exc
     http_address = parse_address(http, "--http") if http is not None else None
     console = Console(stderr=True, highlight=False)
     loader = _agent_loader(agent, console)
@@ -191,7 +200,9 @@ async def _serve(options: _Options, loader: Callable[[httpx.AsyncClient], AgentL
             http = await stack.enter_async_context(guarded_client())
             stack.push_async_callback(models.aclose)
             services = HostServices(clock, http, models.model_for, env, store)
-            host = CallHost(loader(http), services)
+            # Speech backends load nothing until a call needs them.
+            prepare = speech_preparer(SpeechBackends(env), clock, env)
+            host = CallHost(loader(http), services, prepare=prepare)
             return await _run(options, host, store, env, stack, clock.time())
     finally:
         if store is not None:
@@ -206,7 +217,7 @@ async def _run(
     stack: contextlib.AsyncExitStack,
     started_at: float,
 ) -> int:
-    endpoint: Any = None
+    endpoint: SipEndpoint | None = None
     if options.sip is not None:
         endpoint = await _start_sip(options, host)
         if endpoint is None:
@@ -266,18 +277,14 @@ async def _run(
     return 0
 
 
-async def _start_sip(options: _Options, host: CallHost) -> Any:
-    if importlib.util.find_spec("callgate.channels.sip") is None:
-        log.error("this build has no SIP channel: use --http only")
-        return None
-    sip = importlib.import_module("callgate.channels.sip")
+async def _start_sip(options: _Options, host: CallHost) -> SipEndpoint | None:
     assert options.sip is not None
-    config = sip.SipConfig(host=options.sip.host, port=options.sip.port, proxy=options.sip_proxy)
-    endpoint = sip.SipEndpoint(config, clock=SystemClock(), on_call=host.accept)
+    config = SipConfig(host=options.sip.host, port=options.sip.port, proxy=options.sip_proxy)
+    endpoint = SipEndpoint(config, clock=host.clock, on_call=host.accept)
     try:
         await endpoint.start()
     except OSError as exc:
-        log.error("cannot listen for SIP on %s: %s", options.sip, exc)
+        log.error("%s", exc.strerror or exc)
         return None
     host.services.switch = endpoint.switch
     return endpoint

@@ -47,6 +47,16 @@ AgentLoader = Callable[[CallInfo], Awaitable[LoadResult]]
 CallPreparer = Callable[[Call, AI | None], Awaitable[None]]
 """Readies a call's leg before it is answered (attaches speech for the document's settings)."""
 
+
+class CallNotReady(Exception):
+    """The leg could not be fully readied (e.g. speech recognition is missing). `can_speak`: it
+    has a voice, so the caller is answered for the apology rather than refused."""
+
+    def __init__(self, message: str, *, can_speak: bool) -> None:
+        super().__init__(message)
+        self.can_speak = can_speak
+
+
 SETUP_SECONDS = 30.0  # loading the agent and attaching speech, at most
 POST_CALL_GRACE = 30.0  # at shutdown, how long finished calls' post-call work may still take
 
@@ -259,9 +269,19 @@ class CallHost:
             outcome.ended_reason = str(EndedReason.PIPELINE_ERROR)
             outcome.hangup_at = t
         if not call.ended:
-            # A leg that was answered hears the apology; a ringing one is refused.
-            if entry.runner is not None and entry.runner.answered_at is not None:
+            # A leg that was answered, or can speak, hears the apology; one that cannot is refused.
+            answered = entry.runner is not None and entry.runner.answered_at is not None
+            if not answered and isinstance(error, CallNotReady) and error.can_speak:
+                try:
+                    await call.answer()
+                    answered = True
+                except Exception as failure:
+                    log.warning("cannot answer for the apology: %s", failure)
+            if answered:
                 await _quietly(within(self.clock, 15.0, call.say(GOODBYE_BROKEN)))
+                outcome.timeline.add(
+                    self.clock.monotonic() - entry.started_mono, "apology", text=GOODBYE_BROKEN
+                )
             await _quietly(call.hangup(str(EndedReason.PIPELINE_ERROR)))
         if entry.runner is not None:
             entry.runner.ended_at = self.clock.monotonic()

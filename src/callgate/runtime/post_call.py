@@ -201,9 +201,14 @@ async def run_post_prompt(
     ]
     messages.append({"role": "system", "content": instructions})
     settings = model_settings(ai.post_prompt, ai.params.ai_model, services.env)
-    model = services.model_for("post_prompt", ai)
     parts: list[str] = []
     input_tokens = output_tokens = 0
+    try:
+        model = services.model_for("post_prompt", ai)
+    except ModelError as exc:  # no model can be set up: the record and its report still go out
+        log.warning("post_prompt skipped for call %s: %s", data.context.call_id, exc)
+        data.outcome.timeline.add(_t(data, services.clock), "post-prompt-failed", error=str(exc))
+        return split_answer(""), 0, 0
     try:
         async for event in model.stream(messages, None, settings):
             if isinstance(event, TextDelta):

@@ -1,0 +1,47 @@
+"""Speech for a call's leg: the document's speech settings and the process's shared backends,
+attached before the leg is answered (DESIGN §8). A channel without audio (console, sim) needs none."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from callgate.runtime.call_host import CallNotReady, CallPreparer
+from callgate.speech.backends import SpeechBackends
+from callgate.speech.base import TELEPHONE_RATE, Listener, SpeechError
+from callgate.speech.settings import SpeechSettings
+from callgate.swml.models import AI
+from callgate.telephony.base import Call
+from callgate.telephony.clock import Clock
+
+
+def speech_preparer(backends: SpeechBackends, clock: Clock, env: Mapping[str, str]) -> CallPreparer:
+    """Gives every leg that takes speech (`use_speech`) its voice and its ear. Without a voice the
+    call is refused (SpeechError); with a voice but no ear, it is answered only for the apology."""
+
+    async def prepare(call: Call, ai: AI | None) -> None:
+        use_speech = getattr(call, "use_speech", None)
+        deliver = getattr(call, "deliver", None)
+        if use_speech is None or deliver is None:
+            return
+        problem: str | None = None
+        try:
+            settings = SpeechSettings.from_params(
+                ai.params if ai is not None else None,
+                languages=ai.languages if ai is not None else (),
+                hints=ai.hints if ai is not None else (),
+                env=env,
+            )
+        except SpeechError as error:
+            problem, settings = f"speech settings: {error}", SpeechSettings()
+        synthesizer = backends.synthesizer(settings)
+        listener: Listener | None = None
+        if problem is None:
+            try:
+                listener = backends.listener(settings, sink=deliver, clock=clock, sample_rate=TELEPHONE_RATE)
+            except SpeechError as error:
+                problem = f"speech recognition: {error}"
+        use_speech(synthesizer, listener)
+        if problem is not None:
+            raise CallNotReady(problem, can_speak=True)
+
+    return prepare
