@@ -34,7 +34,8 @@ def test_audible_difference_only_for_non_default_values() -> None:
     assert audible_difference("tts_number_format", "national") is not None
     assert audible_difference("ai_volume", 0) is None
     assert audible_difference("ai_volume", "10") is not None
-    assert audible_difference("background_file", "https://x.example.com/m.mp3") is not None
+    assert audible_difference("background_file_volume", -10) is not None
+    assert audible_difference("background_file", "https://x.example.com/m.mp3") is None  # honoured
     assert audible_difference("debug", True) is None  # not audible
     assert audible_difference("wait_for_user", True) is None  # honoured
 

@@ -216,6 +216,7 @@ class AgentSession:
                     return self.result
                 if not open_call:
                     self._settle()
+            await self._background_file()
             if open_call:
                 self._idle.clear()
                 if self.on_busy is not None:
@@ -270,6 +271,16 @@ class AgentSession:
         await self._apply_actions(result.actions, pending)
         concluded = await self._conclude(pending)
         return concluded is not None and (concluded.ended or concluded.stopped)
+
+    async def _background_file(self) -> None:
+        """SignalWire's params.background_file: audio under the whole conversation (looped unless
+        background_file_loops is 1; any other count loops until the AI session ends)."""
+        source = self.ai.params.background_file
+        if not source or self._background is not None:
+            return
+        loops = self.ai.params.background_file_loops
+        self.note("background-file", file=source, loops=loops)
+        self._background = await self.call.play(source, loop=loops != 1)
 
     def _settle(self) -> None:
         if self._inputs.empty() and not self._finished:

@@ -399,6 +399,8 @@ class Params(SwmlModel):
     conscience: str | None = None
     convo: list[dict[str, Any]] = Field(default_factory=list)
     initial_sleep_ms: FlexInt | None = None
+    background_file: str | None = None
+    background_file_loops: FlexInt | None = None
     max_response_tokens: FlexInt | None = None
 
     @field_validator("conversation_id", mode="before")
