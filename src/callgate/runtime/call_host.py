@@ -256,6 +256,7 @@ class CallHost:
             switch=services.switch,
             env=services.env,
             contain_crashes=True,
+            recall=services.store.recall_conversation if services.store is not None else None,
         )
         return CallRunner(setup, entry.outcome, started_at=entry.started_mono)
 
