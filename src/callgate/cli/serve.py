@@ -90,6 +90,14 @@ def serve(
     drain_timeout: Annotated[
         float, typer.Option("--drain-timeout", help="Seconds calls may take to end after SIGTERM.", min=0)
     ] = 30.0,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url",
+            help="The URL the world reaches --http at (a tunnel's, e.g. https://x.ngrok.app): Twilio's "
+            "webhooks are signed over it. With TWILIO_AUTH_TOKEN set, /twilio/* answers a Twilio number.",
+        ),
+    ] = None,
 ) -> None:
     """Answer calls with an agent: SIP and/or HTTP listeners, many calls at once, JSON logs on stderr.
 
@@ -106,7 +114,7 @@ def serve(
     http_address = parse_address(http, "--http") if http is not None else None
     console = Console(stderr=True, highlight=False)
     loader = _agent_loader(agent, console)
-    options = _Options(agent, sip_address, http_address, sip_proxy, drain_timeout)
+    options = _Options(agent, sip_address, http_address, sip_proxy, drain_timeout, public_url)
     raise typer.Exit(asyncio.run(_serve(options, loader)))
 
 
@@ -117,6 +125,7 @@ class _Options:
     http: Address | None
     sip_proxy: str | None
     drain_timeout: float
+    public_url: str | None = None
 
 
 def _agent_loader(source: str, console: Console) -> Callable[[httpx.AsyncClient], AgentLoader]:
@@ -234,6 +243,8 @@ async def _run(
         context = ServerContext(
             live=host, store=store, env=env, draining=lambda: host.draining, started_at=started_at
         )
+        if options.public_url:
+            context.extras["public_url"] = options.public_url
         app = build_app(context, *_route_providers())
         config = uvicorn.Config(
             app,

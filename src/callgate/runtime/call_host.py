@@ -253,7 +253,8 @@ class CallHost:
             http=services.http,
             model_for=services.model_for,
             context=context,
-            switch=services.switch,
+            # A channel's legs may bring their own switch (a Twilio call dials and bridges on Twilio).
+            switch=getattr(call, "switch", None) or services.switch,
             env=services.env,
             contain_crashes=True,
             recall=services.store.recall_conversation if services.store is not None else None,

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -43,6 +43,7 @@ from callgate.telephony.base import (
     Dtmf,
     RemoteHangup,
     SpeechInterrupted,
+    Switch,
 )
 from callgate.telephony.clock import Clock, Deadline, within
 
@@ -139,6 +140,7 @@ class TwilioCall(LegIdentity):
         self.frames_sent = 0
         self.frames_received = 0
         self.on_frame_sent: Callable[[bytes], None] | None = None
+        self.switch: Switch | None = None  # set by the endpoint: dials and bridges for this leg
 
     # ------------------------------------------------------------ wiring by the owner and the endpoint
 
@@ -434,8 +436,8 @@ class TwilioCall(LegIdentity):
             task = asyncio.ensure_future(listener.aclose())
             task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
-    def events(self) -> EventFeed:
-        return self._feed
+    def events(self) -> AsyncIterator[CallEvent]:
+        return aiter(self._feed)
 
     # ------------------------------------------------------------ blind transfer (<Dial>)
 

@@ -16,8 +16,9 @@ Routes (all webhooks must carry a valid `X-Twilio-Signature`, else 403 and a log
 - WS /twilio/stream — the Media Streams.
 
 `on_call(call)` runs for each inbound call once its stream is up (the handler answers and owns the
-call; an exception in it is logged and the call hung up). `prepare_leg(call)` runs for every new
-leg, inbound or dialled, before its stream starts: attach speech there (`call.use_speech`).
+call; an exception in it is logged and the call hung up). `prepare_leg(call)` (plain or async) runs
+for every new leg, inbound or dialled, before its stream starts: attach speech there
+(`call.use_speech`). Each leg's `switch` is this endpoint's, so its transfers stay on Twilio.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ from callgate.telephony.clock import Clock, Deadline, SystemClock, within
 log = logging.getLogger(__name__)
 
 OnCall = Callable[[TwilioCall], Awaitable[None]]
-PrepareLeg = Callable[[TwilioCall], None]
+PrepareLeg = Callable[[TwilioCall], Awaitable[None] | None]
 TOKEN_PARAMETER = "callgate_token"
 XML = "application/xml"
 
@@ -84,6 +85,7 @@ class TwilioEndpoint:
         on_call: OnCall,
         prepare_leg: PrepareLeg | None = None,
         http: httpx.AsyncClient | None = None,
+        draining: Callable[[], bool] | None = None,
     ) -> None:
         self.config = config
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -104,6 +106,7 @@ class TwilioEndpoint:
         self._stream_tokens: dict[str, TwilioCall] = {}
         self._handlers: set[asyncio.Task[None]] = set()
         self.draining = False
+        self._draining = draining  # the process's own drain flag, if it has one
         self.rejected_requests = 0  # forged or unsigned webhooks and streams
 
     @property
@@ -134,10 +137,13 @@ class TwilioEndpoint:
 
     # ------------------------------------------------------------ legs and stream tokens
 
-    def _register(self, call: TwilioCall) -> None:
+    async def _register(self, call: TwilioCall) -> None:
         self.calls[call.call_id] = call
+        call.switch = self.switch  # a Twilio call's transfers and dials stay on Twilio
         if self.prepare_leg is not None:
-            self.prepare_leg(call)
+            prepared = self.prepare_leg(call)
+            if prepared is not None:
+                await prepared
 
     def stream_twiml(self, call: TwilioCall) -> str:
         """`<Connect><Stream>` for this leg, with its facts and a fresh one-time stream token."""
@@ -182,7 +188,7 @@ class TwilioEndpoint:
         sid = form.get("CallSid", "")
         if not sid:
             return PlainTextResponse("CallSid missing\n", status_code=400)
-        if self.draining:
+        if self.draining or (self._draining is not None and self._draining()):
             log.info("twilio: draining, call %s rejected", sid)
             return Response(
                 '<?xml version="1.0" encoding="UTF-8"?><Response><Reject reason="busy"/></Response>',
@@ -197,7 +203,7 @@ class TwilioEndpoint:
                 to_number=form.get("To", ""),
                 caller_name=form.get("CallerName", ""),
             )
-            self._register(call)
+            await self._register(call)
             log.info("twilio: call %s from %s to %s", sid, call.from_number, call.to_number)
             watchdog = asyncio.create_task(self._stream_watchdog(call))
             self._handlers.add(watchdog)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from callgate.channels.legs import check_bridgeable
 from callgate.channels.twilio import twiml
@@ -38,7 +38,7 @@ _STATUS_FAILURES: dict[str, DialFailureCode] = {
 
 
 class TwilioSwitch:
-    def __init__(self, services: TwilioServices, register: Callable[[TwilioCall], None]) -> None:
+    def __init__(self, services: TwilioServices, register: Callable[[TwilioCall], Awaitable[None]]) -> None:
         self._services = services
         self._register = register
 
@@ -57,7 +57,7 @@ class TwilioSwitch:
             timeout=max(1, int(timeout)),
         )
         call._call_id = sid
-        self._register(call)
+        await self._register(call)
         log.info("twilio: dialling %s as %s (%s)", to, caller_id, sid)
         try:
             await within(services.clock, timeout + services.config.stream_timeout, _answered(call))
