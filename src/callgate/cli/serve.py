@@ -31,14 +31,14 @@ from callgate.records.store import Store, StoreError, open_store
 from callgate.runtime.call_host import AgentLoader, CallHost, HostServices
 from callgate.runtime.logs import configure_json_logging
 from callgate.runtime.models import ModelPool
-from callgate.runtime.speech_wiring import speech_preparer
+from callgate.runtime.speech_wiring import dialled_leg_preparer, speech_preparer
 from callgate.server import RouteProvider, ServerContext, build_app
 from callgate.speech.backends import SpeechBackends
 from callgate.swaig.guarded_transport import guarded_client
 from callgate.swml.errors import DocumentError
 from callgate.swml.fetch import CallInfo, is_url
 from callgate.swml.loader import LoadResult, fetch_document, load_document
-from callgate.telephony.base import EndedReason
+from callgate.telephony.base import Call, EndedReason
 from callgate.telephony.clock import SystemClock
 
 log = logging.getLogger("callgate.serve")
@@ -210,9 +210,10 @@ async def _serve(options: _Options, loader: Callable[[httpx.AsyncClient], AgentL
             stack.push_async_callback(models.aclose)
             services = HostServices(clock, http, models.model_for, env, store)
             # Speech backends load nothing until a call needs them.
-            prepare = speech_preparer(SpeechBackends(env), clock, env)
-            host = CallHost(loader(http), services, prepare=prepare)
-            return await _run(options, host, store, env, stack, clock.time())
+            backends = SpeechBackends(env)
+            host = CallHost(loader(http), services, prepare=speech_preparer(backends, clock, env))
+            prepare_leg = dialled_leg_preparer(backends, clock, env)
+            return await _run(options, host, prepare_leg, store, env, stack, clock.time())
     finally:
         if store is not None:
             store.close()
@@ -221,6 +222,7 @@ async def _serve(options: _Options, loader: Callable[[httpx.AsyncClient], AgentL
 async def _run(
     options: _Options,
     host: CallHost,
+    prepare_leg: Callable[[Call], None],
     store: Store | None,
     env: dict[str, str],
     stack: contextlib.AsyncExitStack,
@@ -228,7 +230,7 @@ async def _run(
 ) -> int:
     endpoint: SipEndpoint | None = None
     if options.sip is not None:
-        endpoint = await _start_sip(options, host)
+        endpoint = await _start_sip(options, host, prepare_leg)
         if endpoint is None:
             return EXIT_BAD_INPUT
         stack.push_async_callback(endpoint.stop)
@@ -288,10 +290,13 @@ async def _run(
     return 0
 
 
-async def _start_sip(options: _Options, host: CallHost) -> SipEndpoint | None:
+async def _start_sip(
+    options: _Options, host: CallHost, prepare_leg: Callable[[Call], None]
+) -> SipEndpoint | None:
     assert options.sip is not None
     config = SipConfig(host=options.sip.host, port=options.sip.port, proxy=options.sip_proxy)
-    endpoint = SipEndpoint(config, clock=host.clock, on_call=host.accept)
+    # Dialled legs (a warm transfer's supervisor, `connect`) get speech like the calls they serve.
+    endpoint = SipEndpoint(config, clock=host.clock, on_call=host.accept, prepare_leg=prepare_leg)
     try:
         await endpoint.start()
     except OSError as exc:

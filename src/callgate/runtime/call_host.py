@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,11 @@ AgentLoader = Callable[[CallInfo], Awaitable[LoadResult]]
 """The agent document for one call (a file loaded once, or a URL fetched with the call's details)."""
 
 CallPreparer = Callable[[Call, AI | None], Awaitable[None]]
+
+# The document of the call whose work is running (set in the call's task, and around an operator's
+# transfer): a leg the switch dials for it (a warm transfer's supervisor, `connect`) takes its
+# speech settings from it. Unset outside any call, e.g. while an inbound INVITE is being received.
+calling_ai: ContextVar[AI | None] = ContextVar("calling_ai")
 """Readies a call's leg before it is answered (attaches speech for the document's settings)."""
 
 
@@ -244,6 +250,7 @@ class CallHost:
         loaded = await within(self.clock, SETUP_SECONDS, self.agent(info))
         context.document_host = loaded.origin_host
         ai = entry.ai = loaded.document.find_ai()
+        calling_ai.set(ai)  # this task's context: the runner's tasks inherit it
         if self.prepare is not None:
             await within(self.clock, SETUP_SECONDS, self.prepare(call, ai))
         setup = CallSetup(
@@ -369,6 +376,7 @@ class CallHost:
             return "not-found"
         with call_scope(call_id):
             log.info("transfer requested by an operator", extra={"destination": destination})
+            calling_ai.set(entry.ai)  # the supervisor leg dialled from this request hears like the call
             # The operator speaks for the server: checked like a destination a server returned.
             result = await runner.controller.execute_transfer(
                 Transfer(destination=destination, source="builtin", origin="server")
