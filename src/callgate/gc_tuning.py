@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import gc
 
-THRESHOLDS = (5_000, 10, 100)
-"""(young, middle, old), from `benchmarks/turn_overhead.py` at 100–500 calls: a young pass every 5,000
-net new container objects instead of 700, and full passes ten times rarer."""
+THRESHOLDS = (2_000, 5, 100)
+"""(young, middle, old), from `benchmarks/turn_overhead.py` at 100–500 calls: a young pass every 2,000
+net new container objects instead of 700, a middle pass every 5 young ones, full passes ten
+times rarer. Young passes are kept small: what they scan is mostly the in-flight state of every call."""
 
 
 def tune() -> None:
