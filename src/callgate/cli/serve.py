@@ -25,6 +25,7 @@ import typer
 import uvicorn
 from rich.console import Console
 
+from callgate import gc_tuning
 from callgate.channels.sip import SipConfig, SipEndpoint
 from callgate.channels.sip.config import ProxySettings
 from callgate.records.store import Store, StoreError, open_store
@@ -259,6 +260,9 @@ async def _run(
         server = _Server(config)
         http_task = asyncio.create_task(server.serve(sockets=[sock]), name="http")
     await host.start()
+    # Start-up is over and a file agent is loaded: keep all of it out of every later collection.
+    gc_tuning.tune()
+    gc_tuning.settle()
     log.info(
         "serving",
         extra={
