@@ -64,4 +64,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/vs_pipecat.py
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .bench-venv build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

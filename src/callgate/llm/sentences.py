@@ -15,6 +15,8 @@ quote, a second `!`) belongs to the sentence already given and is not spoken on 
 
 from __future__ import annotations
 
+import re
+
 ABBREVIATIONS = frozenset(
     {
         # Not "no", "am", "pm": "No." and "I am." end sentences far more often on a phone call.
@@ -26,6 +28,7 @@ ABBREVIATIONS = frozenset(
 _TERMINATORS = ".!?…"
 _CLOSERS = "\"')]}\u201d\u2019»"
 _SOFT_BREAKS = (", ", "; ", ": ", " - ")
+_NEXT_MARK = re.compile(r"[.!?…\n]")
 
 
 def _is_abbreviation(text: str, dot: int) -> bool:
@@ -86,7 +89,8 @@ class SentenceSplitter:
                 start = pos = pos + 1
                 continue
             if char not in _TERMINATORS:
-                pos += 1
+                found = _NEXT_MARK.search(text, pos)  # jump to the next terminator or line break
+                pos = found.start() if found else len(text)
                 continue
             end = pos
             while end < len(text) and text[end] in _TERMINATORS:
