@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 
 from callgate.agent.decisions import DynamicTarget
 from callgate.control.destinations import CallFacts, DestinationClient
+from callgate.records.model import CallRecord
+from callgate.records.store import NewReport, open_store
 from callgate.swaig import CallContext, FunctionRuntime
 from callgate.swaig.guarded_transport import AddressRefused, GuardedTransport, guarded_client, with_guard
 from callgate.swaig.urlguard import Guard, address_refusal, refusal
@@ -456,3 +458,59 @@ def test_chat_refuses_a_unicode_dot_webhook_and_sms_url(tmp_path: Path) -> None:
     assert lookup and "refused" in lookup[0]["error"]
     sms = [e for e in record["timeline"] if e["kind"].startswith("sms-")]
     assert sms and sms[0]["kind"] == "sms-failed" and "refused" in sms[0]["data"]["error"]
+
+
+# ---------------------------------------------------------------- post_prompt_url (the outbox)
+
+
+def test_calls_deliver_guards_post_prompt_url_by_the_decision_stored_with_the_report(tmp_path: Path) -> None:
+    store_path = tmp_path / "calls.db"
+    with Receiver() as receiver:
+        rows = {
+            "dotted": (f"http://127\u30020\u30020\u30021:{receiver.port}/dotted", "strict"),
+            "named": (f"http://{socket.gethostname()}:{receiver.port}/named", "strict"),
+            "allowed": (f"{receiver.url}/allowed", "exempt"),  # the document set swaig_allow_private_urls
+        }
+        with open_store(str(store_path)) as store:
+            for name, (url, guard) in rows.items():
+                store.save_call(
+                    CallRecord(call_id=name),
+                    NewReport(f"key-{name}", url, {"call_id": name}, guard=guard),
+                    now=0.0,
+                )
+        result = run_cli(["calls", "deliver", "--no-wait"], env={"CALLGATE_DB": str(store_path)})
+        assert result.returncode == 0, result.stderr
+        assert [r.path for r in receiver.requests] == ["/allowed"]
+    with open_store(str(store_path)) as store:
+        errors = {r.call_id: r.last_error or "" for r in store.reports()}
+    assert "refused" in errors["dotted"]
+    if address_refusal(ipaddress.ip_address(socket.gethostbyname(socket.gethostname()))) is not None:
+        assert "resolves to a refused address" in errors["named"]
+    assert errors["allowed"] == ""
+
+
+def test_the_report_guard_is_decided_from_the_document(tmp_path: Path) -> None:
+    """`chat` stores the document's decision: a loopback post_prompt_url is refused (the report
+    waits, with the reason) unless the document allows private URLs."""
+    with Receiver() as receiver:
+        for allow in (False, True):
+            agent = tmp_path / f"agent-{allow}.yaml"
+            agent.write_text(
+                textwrap.dedent(
+                    f"""\
+                    sections:
+                      main:
+                        - ai:
+                            prompt: {{text: "You are Frank."}}
+                            post_prompt_url: "{receiver.url}/report-{str(allow).lower()}"
+                            params: {{swaig_allow_private_urls: {str(allow).lower()}}}
+                    """
+                ),
+                encoding="utf-8",
+            )
+            with ModelThread({"agent": [{"text": 'Hi. <imsagent_hangup endword="Bye."/>'}]}) as model:
+                chat(agent, [], model.base_url("agent"), tmp_path / f"calls-{allow}.db", timeout=90)
+        assert [r.path for r in receiver.requests] == ["/report-true"]
+    with open_store(str(tmp_path / "calls-False.db")) as store:
+        (report,) = store.reports()
+    assert report.guard == "strict" and "refused" in (report.last_error or "")

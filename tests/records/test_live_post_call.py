@@ -40,6 +40,8 @@ async def test_a_live_call_is_recorded_and_its_report_delivered(tmp_path: Path) 
                                 "prompt": {"text": "Greet, then say goodbye and hang up the call."},
                                 "post_prompt": {"text": "Summarize.", "temperature": 0.1},
                                 "post_prompt_url": receiver.url,
+                                # The receiver is on loopback: the guard lets it by only when asked.
+                                "params": {"swaig_allow_private_urls": True},
                             }
                         }
                     ]

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console, Group
 from rich.markup import escape
@@ -25,6 +24,7 @@ from callgate.records.model import CallRecord
 from callgate.records.outbox import Attempt, DeliveryWorker, RetryPolicy
 from callgate.records.store import DELIVERED, FAILED, PENDING, Report, Store, StoreError, open_store
 from callgate.redact import redact, redact_data
+from callgate.swaig.guarded_transport import guarded_client
 from callgate.telephony.clock import SystemClock
 
 calls_app = typer.Typer(
@@ -381,7 +381,8 @@ async def _deliver(
             after = f" — next try in {max(0.0, (attempt.retry_at or clock.time()) - clock.time()):.0f} s"
         console.print(f"{report.call_id[:8]} → {escape(redact(report.url))}: {escape(redact(what))}{after}")
 
-    async with httpx.AsyncClient(follow_redirects=False) as http:
+    # Reports go to document-chosen URLs: resolved, checked and pinned unless the row is exempt.
+    async with guarded_client() as http:
         worker = DeliveryWorker(store, http, clock, policy, on_attempt=progress)
         if wait:
             await worker.run_until_settled()

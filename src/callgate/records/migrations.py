@@ -49,6 +49,14 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             )""",
         ],
     ),
+    (
+        3,
+        [
+            # How the private-address guard applies to the report's URL: "strict" (checked,
+            # resolved and pinned) or "exempt" (the document allowed it); NULL: written before.
+            "ALTER TABLE outbox ADD COLUMN guard TEXT",
+        ],
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

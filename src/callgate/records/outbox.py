@@ -17,6 +17,8 @@ import httpx
 
 from callgate.records.payload import IDEMPOTENCY_HEADER
 from callgate.records.store import PENDING, Report, Store
+from callgate.swaig.guarded_transport import with_guard
+from callgate.swaig.urlguard import Guard
 from callgate.telephony.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -107,21 +109,25 @@ class DeliveryWorker:
     async def _attempt(self, report: Report) -> Attempt:
         auth = (report.auth_user or "", report.auth_password or "") if report.auth_user else None
         status: int | None = None
-        error: str | None = None
+        # post_prompt_url is the document's: the private-address guard applies (see NewReport.guard).
+        guard = Guard() if report.guard == "strict" else None
+        error = f"refused: {refused}" if guard and (refused := guard.url_refusal(report.url)) else None
         try:
-            response = await asyncio.wait_for(
-                self.http.post(
-                    report.url,
-                    json=report.payload,
-                    headers={IDEMPOTENCY_HEADER: report.idempotency_key},
-                    auth=auth or httpx.USE_CLIENT_DEFAULT,
-                    timeout=self.policy.timeout,
-                ),
-                self.policy.timeout + 5,
-            )
-            status = response.status_code
-            if not _accepted(status):
-                error = f"HTTP {status}"
+            if error is None:
+                response = await asyncio.wait_for(
+                    self.http.post(
+                        report.url,
+                        json=report.payload,
+                        headers={IDEMPOTENCY_HEADER: report.idempotency_key},
+                        auth=auth or httpx.USE_CLIENT_DEFAULT,
+                        timeout=self.policy.timeout,
+                        extensions=with_guard(guard),
+                    ),
+                    self.policy.timeout + 5,
+                )
+                status = response.status_code
+                if not _accepted(status):
+                    error = f"HTTP {status}"
         except (httpx.HTTPError, TimeoutError, OSError) as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         if error is None and status is not None:

@@ -45,6 +45,9 @@ class NewReport:
     auth_user: str | None = None
     auth_password: str | None = None
     max_attempts: int = 8
+    # The private-address guard for `url`: "strict", or "exempt" when the document allowed it
+    # (params.swaig_allow_private_urls, the host that served it, a scenario's passthrough).
+    guard: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ class Report:
     last_error: str | None
     created_at: float
     delivered_at: float | None
+    guard: str | None = None  # see NewReport.guard; None for reports written before it existed
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,7 @@ class CallSummary:
 
 _REPORT_COLUMNS = (
     "idempotency_key, call_id, url, auth_user, auth_password, payload, status, attempts, max_attempts, "
-    "next_attempt_at, lease_until, last_status, last_error, created_at, delivered_at"
+    "next_attempt_at, lease_until, last_status, last_error, created_at, delivered_at, guard"
 )
 
 
@@ -186,8 +190,8 @@ class Store(ABC):
                 return
             cur.execute(
                 "INSERT INTO outbox (idempotency_key, call_id, url, auth_user, auth_password, payload, "
-                "status, attempts, max_attempts, next_attempt_at, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
+                "status, attempts, max_attempts, next_attempt_at, created_at, guard) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
                 (
                     report.idempotency_key,
                     record.call_id,
@@ -199,6 +203,7 @@ class Store(ABC):
                     report.max_attempts,
                     now,
                     now,
+                    report.guard,
                 ),
             )
 

@@ -35,6 +35,7 @@ from callgate.records.store import NewReport, Store
 from callgate.redact import redact
 from callgate.runtime.call_runner import CallRunner, ModelFactory
 from callgate.swaig.context import CallContext
+from callgate.swaig.urlguard import Guard
 from callgate.swml.models import AI
 from callgate.swml.pom import render_pom
 from callgate.telephony.base import EndedReason
@@ -64,6 +65,7 @@ class CallRecordInput:
     ai_ended_at: float | None = None
     ended_at: float | None = None
     swml_results: dict[str, Any] = field(default_factory=dict)  # ai_result, answer_result, …
+    guard_exempt: Callable[[str], bool] | None = None  # URLs the private-address guard lets by
 
 
 def record_input(runner: CallRunner) -> CallRecordInput:
@@ -87,6 +89,7 @@ def record_input(runner: CallRunner) -> CallRecordInput:
         ai_ended_at=runner.ai_ended_at,
         ended_at=runner.ended_at,
         swml_results=runner.swml_results(),
+        guard_exempt=runner.setup.guard_exempt,
     )
 
 
@@ -166,6 +169,15 @@ def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return str(value)
+
+
+def report_guard(ai: AI, data: CallRecordInput) -> Guard:
+    """The private-address guard for the document's post_prompt_url (DESIGN §4)."""
+    return Guard(
+        allow_private=ai.params.swaig_allow_private_urls,
+        document_host=data.context.document_host,
+        exempt=data.guard_exempt,
+    )
 
 
 def post_prompt_text(ai: AI, data: CallRecordInput) -> str | None:
@@ -250,6 +262,7 @@ async def run_post_call(data: CallRecordInput, services: PostCallServices) -> Ca
             auth_user=ai.post_prompt_auth_user,
             auth_password=ai.post_prompt_auth_password,
             max_attempts=services.policy.max_attempts,
+            guard="exempt" if report_guard(ai, data).exempted(ai.post_prompt_url) else "strict",
         )
     services.store.save_call(record, report, now=clock.time())
     if ai is not None and ai.params.save_conversation and data.context.conversation_id:
