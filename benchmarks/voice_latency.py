@@ -81,7 +81,7 @@ def _usage() -> dict[str, float]:
     }
 
 
-async def serve(llm_url: str) -> None:
+async def serve(llm_url: str, end_of_speech_ms: int) -> None:
     from callgate.channels.sip import SipCall, SipConfig, SipEndpoint
     from callgate.llm.factory import make_model
     from callgate.runtime.call_runner import CallRunner, CallSetup
@@ -95,6 +95,7 @@ async def serve(llm_url: str) -> None:
     before = _usage()
     env = {"CALLGATE_LLM_URL": llm_url, "OPENAI_API_KEY": "bench-key"}
     clock = SystemClock()
+    DOCUMENT["sections"]["main"][1]["ai"]["params"]["end_of_speech_timeout"] = end_of_speech_ms
     document = parse_document(DOCUMENT, source="<bench>").document
     ai = document.find_ai()
     assert ai is not None
@@ -259,7 +260,7 @@ def _ask(proc: subprocess.Popen[str], command: str) -> dict[str, Any]:
     return dict(json.loads(proc.stdout.readline()))
 
 
-async def run_round(calls: int, turns: int, seed: int) -> dict[str, Any]:
+async def run_round(calls: int, turns: int, seed: int, end_of_speech_ms: int) -> dict[str, Any]:
     from callgate.channels.sip import SipCall, SipConfig, SipEndpoint
     from callgate.scenario.model_server import ScriptedModelServer
     from callgate.telephony.clock import SystemClock
@@ -267,7 +268,7 @@ async def run_round(calls: int, turns: int, seed: int) -> dict[str, Any]:
     script = [{"text": reply_text(i)} for i in range(calls * turns + 50)]
     async with ScriptedModelServer({"agent": script}) as llm:
         proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve", llm.base_url("agent")],
+            [sys.executable, __file__, "--serve", llm.base_url("agent"), "--eos", str(end_of_speech_ms)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -334,18 +335,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--calls", default="1,20", help="comma-separated numbers of concurrent calls")
     parser.add_argument("--turns", type=int, default=5, help="turns per call")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--eos", type=int, default=700, help="params.end_of_speech_timeout (ms)")
     parser.add_argument("--serve", metavar="LLM_URL", help="(internal) run the agent side")
     args = parser.parse_args(argv)
     if args.serve:
-        asyncio.run(serve(args.serve))
+        asyncio.run(serve(args.serve, args.eos))
         return
+    print(f"end_of_speech_timeout {args.eos} ms, load average before: {os.getloadavg()[0]:.1f}")
     print(
         "| concurrent calls | turns | p50 ms | p99 ms | max ms | agent CPU per call | agent memory per call "
         "| speech models resident | mean STT ms | mean engine ms | mean TTS ms |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for calls in [int(n) for n in args.calls.split(",") if n.strip()]:
-        r = asyncio.run(run_round(calls, args.turns, args.seed))
+        r = asyncio.run(run_round(calls, args.turns, args.seed, args.eos))
         notes = f" ({r['missed']} unanswered)" if r["missed"] else ""
         print(
             f"| {r['calls']} | {r['turns']}{notes} | {r['p50']:.0f} | {r['p99']:.0f} | {r['max']:.0f} "
@@ -353,6 +356,7 @@ def main(argv: list[str] | None = None) -> None:
             f"| {r['stt_ms']:.0f} | {r['engine_ms']:.0f} | {r['tts_ms']:.0f} |",
             flush=True,
         )
+        print(f"load average after N={calls}: {os.getloadavg()[0]:.1f}", file=sys.stderr)
         if r["recognition_errors"]:
             print(f"note: {r['recognition_errors']} recognition errors", file=sys.stderr)
 

