@@ -113,10 +113,32 @@ def serve(
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--sip-proxy") from exc
     http_address = parse_address(http, "--http") if http is not None else None
+    raise typer.Exit(
+        serve_agent(
+            agent,
+            sip=sip_address,
+            http=http_address,
+            sip_proxy=sip_proxy,
+            drain_timeout=drain_timeout,
+            public_url=public_url,
+        )
+    )
+
+
+def serve_agent(
+    agent: str,
+    *,
+    sip: Address | None = None,
+    http: Address | None = None,
+    sip_proxy: str | None = None,
+    drain_timeout: float = 30.0,
+    public_url: str | None = None,
+) -> int:
+    """Serve `agent` until a signal has drained it; the exit status (2: bad agent or address)."""
     console = Console(stderr=True, highlight=False)
     loader = _agent_loader(agent, console)
-    options = _Options(agent, sip_address, http_address, sip_proxy, drain_timeout, public_url)
-    raise typer.Exit(asyncio.run(_serve(options, loader)))
+    options = _Options(agent, sip, http, sip_proxy, drain_timeout, public_url)
+    return asyncio.run(_serve(options, loader))
 
 
 @dataclass(frozen=True)
@@ -202,7 +224,7 @@ async def _serve(options: _Options, loader: Callable[[httpx.AsyncClient], AgentL
     clock = SystemClock()
     env = dict(os.environ)
     store = _store(env)
-    models = ModelPool(env, clock)
+    models = ModelPool(env, clock, embedded_in_child=True)  # see runtime.models: native libraries
     stack = contextlib.AsyncExitStack()
     try:
         async with stack:
