@@ -167,6 +167,24 @@ async def test_dial_failures(sip: EndpointHarness, workdir: Path) -> None:
     assert unreachable.value.code == "unreachable"  # a number needs --sip-proxy
 
 
+async def test_a_dialled_party_that_only_rings_is_cancelled_at_the_timeout(
+    sip: EndpointHarness, workdir: Path
+) -> None:
+    callee_port = free_udp_port()
+    callee = asyncio.ensure_future(
+        sipp("callee_rings_forever.xml", sip.port, uas=True, port=callee_port, workdir=workdir)
+    )
+    await asyncio.sleep(0.3)
+    with pytest.raises(DialFailed) as rang_out:
+        await sip.endpoint.switch.dial(
+            Destination.parse(f"sip:desk@127.0.0.1:{callee_port}"), "+15559870000", timeout=1
+        )
+    assert rang_out.value.code == "no-answer"
+    # sipp saw our CANCEL, answered it and the INVITE with 487, and got the ACK.
+    assert (await callee).ok
+    assert sip.endpoint.active_calls == []
+
+
 @pytest.mark.sip_config(media_timeout=1.0)
 async def test_a_caller_whose_media_stops_is_hung_up(sip: EndpointHarness, workdir: Path) -> None:
     events: list[object] = []
