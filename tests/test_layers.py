@@ -115,6 +115,8 @@ def _violation(imp: Import) -> str | None:
         return None
     if source in PURE and target in PURE_FORBIDDEN:
         return f"{source} is pure and must not import {target}"
+    if source == "agent" and target == "control":
+        return "the agent emits decisions; it does not call control"
     if source in AGENT_CONTROL:
         if target in AGENT_CONTROL_FORBIDDEN:
             return f"{source} must not import {target}"
@@ -202,6 +204,7 @@ def test_the_rules_catch_a_violation() -> None:
     assert _violation(Import("callgate.control.timers", "callgate.telephony.x", here, 1, False))
     assert _violation(Import("callgate.channels.sim", "callgate.agent.session", here, 1, False))
     assert _violation(Import("callgate.runtime.live", "callgate.cli.serve", here, 1, False))
+    assert _violation(Import("callgate.agent.session", "callgate.control.timers", here, 1, False))
     assert _violation(Import("callgate.agent.session", "callgate.telephony.base", here, 1, False)) is None
 
 
