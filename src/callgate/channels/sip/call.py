@@ -75,7 +75,7 @@ from callgate.telephony.base import (
     RemoteHangup,
     SpeechInterrupted,
 )
-from callgate.telephony.clock import Clock
+from callgate.telephony.clock import Clock, Deadline, within
 from callgate.timeline import Utterance
 
 log = logging.getLogger(__name__)
@@ -369,15 +369,10 @@ class SipCall(LegIdentity):
             raise DialFailed(failure_for(status), f"the transferee's INVITE got {status}")
 
     async def _next_notify(self, queue: asyncio.Queue[int], seconds: float) -> int | None:
-        getter = asyncio.ensure_future(queue.get())
-        sleeper = asyncio.ensure_future(self.host.clock.sleep(seconds))
         try:
-            await asyncio.wait({getter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleeper.cancel()
-            if not getter.done():
-                getter.cancel()
-        return getter.result() if getter.done() and not getter.cancelled() else None
+            return await within(self.host.clock, seconds, queue.get())
+        except Deadline:
+            return None
 
     async def _unless_ended(self, work: object) -> object:
         """`work`'s result (a TransactionTimeout is returned, not raised); CallEnded if the leg

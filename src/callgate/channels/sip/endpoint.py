@@ -42,7 +42,7 @@ from callgate.channels.sip.transaction import (
     TransactionTimeout,
 )
 from callgate.telephony.base import Call, Destination, DialFailed, EndedReason
-from callgate.telephony.clock import Clock, SystemClock
+from callgate.telephony.clock import Clock, Deadline, SystemClock, within
 
 log = logging.getLogger(__name__)
 
@@ -493,18 +493,10 @@ class SipSwitch:
             return final.result()
         # Rang too long: CANCEL, then take whatever final answer comes (487, or a 2xx that crossed).
         self._cancel(invite, address, provisional.is_set())
-        # The grace period runs on the endpoint's clock, like the ring timeout (virtual in tests).
-        grace = asyncio.ensure_future(endpoint.clock.sleep(endpoint.timers.t1 * 8))
-        try:
-            await asyncio.wait({final, grace}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            grace.cancel()
-        if final.done():
-            late = final.exception()
-            if late is None and 200 <= final.result().status < 300:
-                return final.result()  # answered as we gave up: take the call
-            if late is not None and not isinstance(late, TransactionTimeout):
-                raise late
+        with contextlib.suppress(Deadline, TransactionTimeout):
+            response = await within(endpoint.clock, endpoint.timers.t1 * 8, asyncio.shield(final))
+            if 200 <= response.status < 300:
+                return response  # answered as we gave up: take the call
         final.cancel()
         transaction.cancel()
         raise DialFailed("no-answer", "no answer before the dial timeout")

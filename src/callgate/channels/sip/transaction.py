@@ -14,12 +14,13 @@ Timers run on the channel's `Clock`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from callgate.channels.sip.message import SipMessage
-from callgate.telephony.clock import Clock
+from callgate.telephony.clock import Clock, Deadline, within
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +73,8 @@ async def _wait_on(clock: Clock, event: asyncio.Event, seconds: float) -> None:
     """Return when `event` is set or `seconds` have passed on `clock`."""
     if event.is_set():
         return
-    waiter = asyncio.ensure_future(event.wait())
-    sleeper = asyncio.ensure_future(clock.sleep(seconds))
-    try:
-        await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiter.cancel()
-        sleeper.cancel()
+    with contextlib.suppress(Deadline):
+        await within(clock, seconds, event.wait())
 
 
 class ClientTransaction:
