@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from callgate.cli.chat import chat
+from callgate.cli.dashboard import dashboard
 from callgate.cli.demo import demo
 from callgate.cli.serve import serve
 from callgate.cli.test import test
@@ -40,6 +41,7 @@ app.command("test")(test)
 app.command("chat")(chat)
 app.command("demo")(demo)
 app.command("serve")(serve)
+app.command("dashboard")(dashboard)
 records_commands.register(app)
 
 

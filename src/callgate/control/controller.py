@@ -103,6 +103,10 @@ class CallController:
 
     def record(self, to: str, mode: str, result: str, reason: str | None = None) -> None:
         self.outcome.transfers.append(TransferRecord(to=to, mode=mode, result=result, reason=reason or None))
+        # One event per transfer with its outcome, whatever path it took (metrics count these).
+        self.note(
+            "transfer-outcome", to=to, mode=mode, result=result, **({"reason": reason} if reason else {})
+        )
 
     # ------------------------------------------------------------ lifecycle
 

@@ -315,7 +315,7 @@ def export(
         out = [
             {
                 **shown_record(record).model_dump(mode="json"),
-                "reports": [_report_json(r) for r in store.reports(record.call_id)],
+                "reports": [report_json(r) for r in store.reports(record.call_id)],
             }
             for record in records
         ]
@@ -327,7 +327,7 @@ def export(
         Console(stderr=True).print(f"wrote {len(out)} call(s) to {escape(str(output))}")
 
 
-def _report_json(report: Report) -> dict[str, Any]:
+def report_json(report: Report) -> dict[str, Any]:
     return {
         "idempotency_key": report.idempotency_key,
         "url": redact(report.url),

@@ -57,6 +57,14 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "ALTER TABLE outbox ADD COLUMN guard TEXT",
         ],
     ),
+    (
+        4,
+        [
+            # The outcome of the call's last transfer (completed, failed, refused, cancelled), so the
+            # admin API and dashboard can filter and count by it without reading every record.
+            "ALTER TABLE calls ADD COLUMN transfer_result TEXT",
+        ],
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

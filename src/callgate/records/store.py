@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,7 @@ class CallSummary:
     callee: str
     ended_reason: str | None
     report_status: str | None  # the call's report: pending | delivered | failed, None without one
+    transfer_result: str | None = None  # the last transfer's outcome, None without a transfer
 
 
 _REPORT_COLUMNS = (
@@ -169,18 +171,19 @@ class Store(ABC):
                 record.caller_id_num,
                 record.to_number,
                 record.ended_reason,
+                record.transfers[-1].result if record.transfers else None,
                 record.model_dump_json(),
             )
             if cur.fetchone():
                 cur.execute(
                     "UPDATE calls SET started_us = ?, ended_us = ?, caller = ?, callee = ?, "
-                    "ended_reason = ?, record = ? WHERE call_id = ?",
+                    "ended_reason = ?, transfer_result = ?, record = ? WHERE call_id = ?",
                     (*values, record.call_id),
                 )
             else:
                 cur.execute(
-                    "INSERT INTO calls (started_us, ended_us, caller, callee, ended_reason, record, call_id) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO calls (started_us, ended_us, caller, callee, ended_reason, transfer_result, "
+                    "record, call_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (*values, record.call_id),
                 )
             if report is None:
@@ -228,9 +231,13 @@ class Store(ABC):
         until_us: int | None = None,
         ended_reason: str | None = None,
         number: str | None = None,
+        transfer_result: str | None = None,
+        report_status: str | None = None,
         limit: int = 50,
+        offset: int = 0,
     ) -> list[CallSummary]:
-        """Newest first. `number` matches the caller or the called number (substring)."""
+        """Newest first. `number` matches the caller or the called number (substring);
+        `report_status` is the newest report's state (`none`: calls without a report)."""
         where: list[str] = ["1 = 1"]
         params: list[Any] = []
         if since_us is not None:
@@ -245,11 +252,22 @@ class Store(ABC):
         if number:
             where.append("(c.caller LIKE ? OR c.callee LIKE ?)")
             params += [f"%{number}%", f"%{number}%"]
-        params.append(limit)
+        if transfer_result:
+            where.append("c.transfer_result = ?")
+            params.append(transfer_result)
+        newest_report = (
+            "(SELECT o.status FROM outbox o WHERE o.call_id = c.call_id ORDER BY o.created_at DESC LIMIT 1)"
+        )
+        if report_status == "none":
+            where.append(f"{newest_report} IS NULL")
+        elif report_status:
+            where.append(f"{newest_report} = ?")
+            params.append(report_status)
+        params += [limit, offset]
         sql = (
             "SELECT c.call_id, c.started_us, c.ended_us, c.caller, c.callee, c.ended_reason, "
-            "(SELECT o.status FROM outbox o WHERE o.call_id = c.call_id ORDER BY o.created_at DESC LIMIT 1) "
-            f"FROM calls c WHERE {' AND '.join(where)} ORDER BY c.started_us DESC, c.call_id LIMIT ?"
+            f"{newest_report}, c.transfer_result FROM calls c WHERE {' AND '.join(where)} "
+            "ORDER BY c.started_us DESC, c.call_id LIMIT ? OFFSET ?"
         )
         with self._tx() as cur:
             cur.execute(sql, tuple(params))
@@ -271,6 +289,33 @@ class Store(ABC):
             cur.execute("SELECT summary FROM conversations WHERE conversation_id = ?", (conversation_id,))
             row = cur.fetchone()
         return str(row[0]) if row is not None else None
+
+    # ------------------------------------------------------------ figures
+
+    def day_counts(self, since_us: int) -> list[tuple[str, str | None, str | None, int]]:
+        """Calls started since `since_us`, counted by UTC day (ISO date), ended reason and transfer
+        outcome. Grouped here rather than in SQL: SQLite and PostgreSQL spell dates differently."""
+        with self._tx() as cur:
+            cur.execute(
+                "SELECT started_us, ended_reason, transfer_result FROM calls WHERE started_us >= ?",
+                (since_us,),
+            )
+            rows = cur.fetchall()
+        counts: dict[tuple[str, str | None, str | None], int] = {}
+        for started_us, reason, transfer in rows:
+            day = datetime.fromtimestamp(int(started_us) / 1_000_000, UTC).date().isoformat()
+            key = (day, reason, transfer)
+            counts[key] = counts.get(key, 0) + 1
+        return [
+            (day, reason, transfer, count)
+            for (day, reason, transfer), count in sorted(counts.items(), key=str)
+        ]
+
+    def report_counts(self) -> dict[str, int]:
+        """Reports in the outbox by state (pending, delivered, failed)."""
+        with self._tx() as cur:
+            cur.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status")
+            return {str(status): int(count) for status, count in cur.fetchall()}
 
     # ------------------------------------------------------------ the outbox
 
