@@ -156,6 +156,16 @@ def fill_store(db: Path, report_url: str) -> None:
             store.save_call(record, report, now=time.time())
 
 
+def deliver_once(db: Path) -> None:
+    """`callgate calls deliver`, as a user runs it: each report gets its attempts now."""
+    subprocess.run(
+        [str(CALLGATE), "calls", "deliver", "--db", f"sqlite:///{db}"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+
+
 @contextmanager
 def running_dashboard(db: Path, env: dict[str, str] | None = None) -> Iterator[Dashboard]:
     port = free_port()

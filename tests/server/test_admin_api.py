@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +18,10 @@ from .dashboard_world import (
     TOKEN,
     TRANSFER_CALL,
     Dashboard,
+    deliver_once,
     fill_store,
     running_dashboard,
 )
-from .serving import CALLGATE
 
 ENDPOINTS = [
     ("GET", "/api/calls"),
@@ -46,12 +45,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> I
     db = tmp_path_factory.mktemp("dash") / "calls.db"
     fill_store(db, receiver.url)
     # The goodbye call's report fails for good (one attempt, the receiver answers 500).
-    subprocess.run(
-        [str(CALLGATE), "calls", "deliver", "--db", f"sqlite:///{db}"],
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
+    deliver_once(db)
     with running_dashboard(db) as served:
         yield served
 
@@ -132,12 +126,7 @@ def test_redeliver_sends_a_failed_report_again(tmp_path: Path) -> None:
     with running_receiver(Receiver(always_status=500)) as receiver:
         db = tmp_path / "calls.db"
         fill_store(db, receiver.url)
-        subprocess.run(
-            [str(CALLGATE), "calls", "deliver", "--db", f"sqlite:///{db}"],
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
+        deliver_once(db)
         assert len(receiver.requests) == 1
         receiver.always_status = None  # the receiver is fixed
         with running_dashboard(db) as served:

@@ -4,16 +4,25 @@ dashboard` on loopback. Screenshots are kept in test-artifacts/ (git-ignored).""
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+
 from records.receiver import Receiver, running_receiver
 
-from .dashboard_world import GOODBYE_CALL, SILENT_CALL, TOKEN, TRANSFER_CALL, Dashboard, fill_store, running_dashboard
-from .serving import CALLGATE, ROOT
+from .dashboard_world import (
+    GOODBYE_CALL,
+    SILENT_CALL,
+    TOKEN,
+    TRANSFER_CALL,
+    Dashboard,
+    deliver_once,
+    fill_store,
+    running_dashboard,
+)
+from .serving import ROOT
 
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -46,9 +55,7 @@ def world(tmp_path: Path) -> Iterator[tuple[Dashboard, Receiver]]:
     with running_receiver(Receiver(always_status=500)) as receiver:
         db = tmp_path / "calls.db"
         fill_store(db, receiver.url)
-        subprocess.run(
-            [str(CALLGATE), "calls", "deliver", "--db", f"sqlite:///{db}"], capture_output=True, timeout=60, check=False
-        )
+        deliver_once(db)
         with running_dashboard(db) as served:
             yield served, receiver
 
