@@ -27,14 +27,16 @@ unit: $(STAMP) system-deps
 # Debian packages the tests need, installed with apt-get only when missing (as root or through sudo):
 # PostgreSQL server binaries for the call-record store tests (a throwaway server on 127.0.0.1),
 # espeak-ng, the offline text-to-speech engine (speech tests, and every real call without a TTS endpoint),
-# the SIP channel's real peers: sipp, baresip and dumpcap (tshark) for captures, and Kamailio for the
-# worker-pool test (deploy/kamailio).
+# the SIP channel's real peers: sipp, baresip and dumpcap (tshark) for captures, Kamailio for the
+# worker-pool test (deploy/kamailio), and Chromium for the dashboard's browser tests (Playwright drives
+# Debian's build; its own browser download cannot work here).
 PG_INITDB := $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb) $(shell command -v initdb 2>/dev/null))
 APT_MISSING := $(if $(PG_INITDB),,postgresql) $(if $(shell command -v espeak-ng 2>/dev/null),,espeak-ng) \
 	$(if $(shell command -v sipp 2>/dev/null),,sip-tester) \
 	$(if $(shell command -v baresip 2>/dev/null),,baresip-core) \
 	$(if $(shell command -v dumpcap 2>/dev/null),,tshark) \
-	$(if $(shell command -v kamailio 2>/dev/null),,kamailio)
+	$(if $(shell command -v kamailio 2>/dev/null),,kamailio) \
+	$(if $(wildcard /usr/bin/chromium),,chromium)
 system-deps:
 ifneq ($(strip $(APT_MISSING)),)
 	@echo "installing Debian packages: $(strip $(APT_MISSING))"
