@@ -236,3 +236,15 @@ def test_markup_never_reaches_speech(markups: list[str], words: list[str]) -> No
     for cuts in ([], list(range(1, len(text), 2)), list(range(1, len(text), 5))):
         spoken = speech(run(text, cuts))
         assert "imsagent" not in spoken.lower()
+
+
+def test_spoken_text_is_what_the_caller_heard() -> None:
+    from callgate.llm.commands import spoken_text
+
+    assert spoken_text('Sure. <imsagent_hangup endword="Thanks, goodbye!"/>') == "Sure. Thanks, goodbye!"
+    assert (
+        spoken_text('One moment. <imsagent_transfer_call callee="+15550002222" msg="hold on"/>')
+        == "One moment."
+    )
+    assert spoken_text("Plain words.") == "Plain words."
+    assert spoken_text('<imsagent_hangup endword=""/>') == ""

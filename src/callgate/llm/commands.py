@@ -309,3 +309,16 @@ class CommandFilter:
         if end is None:
             return "partial", len(buffer)
         return "complete", end
+
+
+def spoken_text(reply: str) -> str:
+    """What a caller hears of a model reply: its speech and a hang-up's endword, never the markup
+    (for transcripts shown to people; the raw reply stays in the timeline)."""
+    filtering = CommandFilter(enabled=True)
+    parts: list[str] = []
+    for piece in [*filtering.feed(reply), *filtering.flush()]:
+        if isinstance(piece, Speech):
+            parts.append(piece.text)
+        elif isinstance(piece, HangupCommand) and piece.endword:
+            parts.append(" " + piece.endword)
+    return " ".join("".join(parts).split())

@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from callgate.durations import parse_duration
+from callgate.llm.commands import spoken_text
 from callgate.records.model import CallRecord
 from callgate.records.outbox import Attempt, DeliveryWorker, RetryPolicy
 from callgate.records.store import DELIVERED, FAILED, PENDING, Report, Store, StoreError, open_store
@@ -231,9 +232,10 @@ def _transcript(record: CallRecord) -> Panel:
             text.append("caller  ", style="bold cyan")
             text.append(f"{content}\n")
         elif role == "assistant":
-            if content:
+            heard = spoken_text(str(content)) if content else ""
+            if heard:  # what the caller heard: no command markup (the raw reply is in the timeline)
                 text.append("agent   ", style="bold green")
-                text.append(f"{content}\n")
+                text.append(f"{heard}\n")
             for call in message.get("tool_calls") or []:
                 function = call.get("function", {})
                 text.append("  ↳ ", style="dim")

@@ -46,6 +46,17 @@ class TimelineEntry(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+class UtteranceEntry(BaseModel):
+    """Agent speech as it was played on a leg: seconds since the call started, cut by a hang-up,
+    hold or barge-in when `cut` (then `text` holds only the words heard)."""
+
+    text: str
+    start: float
+    end: float
+    leg: str = "caller"
+    cut: bool = False
+
+
 class CallRecord(BaseModel):
     """Everything that happened on one call."""
 
@@ -70,6 +81,7 @@ class CallRecord(BaseModel):
     raw_call_log: list[dict[str, Any]] = Field(default_factory=list)
     swaig_log: list[dict[str, Any]] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
+    utterances: list[UtteranceEntry] = Field(default_factory=list)
     transfers: list[TransferEntry] = Field(default_factory=list)
     total_input_tokens: int = 0
     total_output_tokens: int = 0

@@ -301,6 +301,10 @@ class CallHost:
             return
         post = PostCallServices(services.store, services.http, self.clock, services.model_for, services.env)
         wait = services.report_wait
+        # What the caller heard, as the channel played it (a real channel keeps its own list).
+        played = getattr(entry.call, "utterances", None)
+        if isinstance(played, list) and played is not entry.outcome.utterances:
+            entry.outcome.utterances.extend(u for u in played if u not in entry.outcome.utterances)
         try:
             if entry.runner is not None:
                 record, status = await finish_live_call(entry.runner, post, wait=wait)

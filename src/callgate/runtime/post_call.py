@@ -26,6 +26,7 @@ from callgate.records.model import (
     ResponseTiming,
     TimelineEntry,
     TransferEntry,
+    UtteranceEntry,
     ended_by,
 )
 from callgate.records.outbox import Attempt, DeliveryWorker, RetryPolicy
@@ -137,6 +138,10 @@ def build_record(data: CallRecordInput, clock: Clock) -> CallRecord:
         timeline=[
             TimelineEntry(t=e.t, kind=e.kind, leg=e.leg, data=_jsonable(e.data))
             for e in outcome.timeline.events
+        ],
+        utterances=[
+            UtteranceEntry(text=u.text, start=u.start, end=u.end, leg=u.leg, cut=u.cut)
+            for u in outcome.utterances
         ],
         transfers=[
             TransferEntry(to=t.to, mode=t.mode, result=t.result, reason=t.reason) for t in outcome.transfers

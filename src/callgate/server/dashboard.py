@@ -24,6 +24,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from typer import BadParameter
 
+from callgate.llm.commands import spoken_text
 from callgate.records.model import CallRecord
 from callgate.records.store import StoreError
 from callgate.server.admin import CallsQuery, admin_token, call_json, day_stats, off_loop
@@ -90,8 +91,8 @@ def transcript(record: CallRecord) -> list[dict[str, Any]]:
                 bubbles.append(
                     {"who": "note", "text": f"cut by the caller — heard: {content or '(nothing)'}", "t": at}
                 )
-            elif content:
-                bubbles.append({"who": "agent", "text": content, "t": at})
+            elif content and spoken_text(str(content)):
+                bubbles.append({"who": "agent", "text": spoken_text(str(content)), "t": at})
             for call in message.get("tool_calls") or []:
                 function = call.get("function", {})
                 bubbles.append(

@@ -55,12 +55,18 @@ def _end_of(events: list[TimelineEntry], index: int, closers: tuple[str, ...], d
 
 def build_view(record: CallRecord) -> TimelineView:
     events = sorted(record.timeline, key=lambda e: e.t)
-    duration = max([record.duration_seconds(), *(e.t for e in events), 0.1])
+    duration = max(
+        [record.duration_seconds(), *(e.t for e in events), *(u.end for u in record.utterances), 0.1]
+    )
     bands: list[Band] = []
     marks: list[Mark] = []
+    # Speech as the channel played it, when the record has it; else from the `say` events.
+    played = [u for u in record.utterances if u.leg == "caller"]
+    for utterance in played:
+        bands.append(Band("agent speech", utterance.start, min(utterance.end, duration), utterance.text))
     for index, event in enumerate(events):
         data = event.data
-        if event.kind == "say" and event.leg == "caller":
+        if event.kind == "say" and event.leg == "caller" and not played:
             seconds = data.get("seconds")
             end = (
                 event.t + float(seconds)
@@ -84,7 +90,8 @@ def build_view(record: CallRecord) -> TimelineView:
             marks.append(Mark("transfer", event.t, f"{data.get('result')} → {data.get('to')}"))
         elif event.kind == "barge-in":
             marks.append(Mark("barge-in", event.t, str(data.get("text", ""))))
-    _merge_say_cuts(events, bands)
+    if not played:
+        _merge_say_cuts(events, bands)
     bands.extend(_silences(bands, duration))
     return TimelineView(duration=duration, bands=bands, marks=marks)
 
