@@ -25,6 +25,20 @@ def test_policy_follows_signalwire_values() -> None:
     assert BargePolicy.from_params(True, "lots").min_words == 1
 
 
+def test_policy_counts_partials_or_complete_utterances_as_enable_barge_says() -> None:
+    # One parser (swml.barge) for the agent and the speech layer.
+    assert BargePolicy.from_params(None, None).wants_partials
+    complete = BargePolicy.from_params("complete", 1)
+    assert not complete.wants_partials
+    assert not complete.interrupts("wait", final=False) and complete.interrupts("wait", final=True)
+    partial = BargePolicy.from_params("partial", 2)
+    assert partial.wants_partials
+    assert partial.interrupts("wait, stop", final=False) and not partial.interrupts("wait, stop", final=True)
+    assert not partial.interrupts("wait", final=False)  # barge_min_words counts words, not commas
+    assert not BargePolicy.from_params("", None).wants_partials
+    assert BargePolicy.from_params("sometimes", None) == BargePolicy()  # SignalWire's default
+
+
 def test_history_keeps_only_the_words_heard() -> None:
     conversation = Conversation(system_prompt="s")
     conversation.add_user("hours?", 0.0)

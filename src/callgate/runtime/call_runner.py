@@ -629,7 +629,8 @@ class CallRunner:
         if session is None or session.finished or not session.speaker.interruptible:
             return
         params = session.ai.params
-        if not BargePolicy.from_params(params.enable_barge, params.barge_min_words).interrupts(event.text):
+        policy = BargePolicy.from_params(params.enable_barge, params.barge_min_words)
+        if not policy.interrupts(event.text, final=event.final):
             return
         if session.speaker.barge_in():
             self.note("barge-in", text=event.text, final=event.final)

@@ -75,5 +75,6 @@ def attach_speech(
             listener = backends.listener(settings, sink=deliver, clock=clock, sample_rate=TELEPHONE_RATE)
         except SpeechError as error:
             problem = f"speech recognition: {error}"
-    use_speech(synthesizer, listener)
+    # Partials only while the agent speaks, and only if barge-in counts partial transcripts.
+    use_speech(synthesizer, listener, partials_while_speaking=settings.enable_barge.partial)
     return problem

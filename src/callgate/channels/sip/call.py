@@ -157,6 +157,8 @@ class SipCall(LegIdentity):
         self._ending = False
         self._media_lost = False
         self.synthesizer: Synthesizer | None = None
+        self.partials_while_speaking = False
+        self._saying = 0
         self.listener: Listener | None = None
         self.language: str | None = None
         self.hangup_delay_ms = host.config.hangup_delay_ms
@@ -178,10 +180,19 @@ class SipCall(LegIdentity):
 
     # ------------------------------------------------------------ speech attachment
 
-    def use_speech(self, synthesizer: Synthesizer | None, listener: Listener | None) -> None:
-        """The leg's voice and ear, attached by the owner before `answer()`."""
+    def use_speech(
+        self,
+        synthesizer: Synthesizer | None,
+        listener: Listener | None,
+        *,
+        partials_while_speaking: bool = False,
+    ) -> None:
+        """The leg's voice and ear, attached by the owner before `answer()`. With
+        `partials_while_speaking` (barge-in counts words: DESIGN §8) the ear makes partial
+        transcripts while the agent's speech plays, and only then: each costs a recognition run."""
         self.synthesizer = synthesizer
         self.listener = listener
+        self.partials_while_speaking = partials_while_speaking
 
     def deliver(self, event: CallEvent) -> None:
         """The listener's EventSink: its events reach `events()` (dropped while held/bridged)."""
@@ -241,6 +252,7 @@ class SipCall(LegIdentity):
         self._require_speakable()
         utterance = self._speech.add(text, split_frames(pcm))
         start = self._now()
+        self._partials(True)
         try:
             await asyncio.shield(utterance.done)
         except BaseException:
@@ -250,7 +262,15 @@ class SipCall(LegIdentity):
             if heard:
                 self.utterances.append(Utterance(heard, start, self._now(), self.leg, cut=True))
             raise
+        finally:
+            self._partials(False)
         self.utterances.append(Utterance(text, start, self._now(), self.leg))
+
+    def _partials(self, on: bool) -> None:
+        self._saying += 1 if on else -1  # say()s may overlap: partials stay on until the last ends
+        switch = getattr(self.listener, "set_partials", None)  # speech.base.PartialsSwitch
+        if switch is not None and self.partials_while_speaking:
+            switch(self._saying > 0)
 
     def _now(self) -> float:
         return self.host.clock.monotonic() - self.started_at

@@ -127,6 +127,7 @@ class TwilioCall(LegIdentity):
         self._gone = asyncio.Event()
         self._synth: Synthesizer | None = None
         self._listener: Listener | None = None
+        self._partials_while_speaking = False
         self._language: str | None = None
         self._say_lock = asyncio.Lock()
         self._speaking: _Utterance | None = None
@@ -145,12 +146,24 @@ class TwilioCall(LegIdentity):
     # ------------------------------------------------------------ wiring by the owner and the endpoint
 
     def use_speech(
-        self, synthesizer: Synthesizer, listener: Listener | None, language: str | None = None
+        self,
+        synthesizer: Synthesizer,
+        listener: Listener | None,
+        language: str | None = None,
+        *,
+        partials_while_speaking: bool = False,
     ) -> None:
-        """Attach the leg's voice and ear (before `answer()`)."""
+        """Attach the leg's voice and ear (before `answer()`). With `partials_while_speaking` the ear
+        makes partial transcripts (for barge-in's word count) while the agent speaks, only then."""
         self._synth = synthesizer
         self._listener = listener
         self._language = language
+        self._partials_while_speaking = partials_while_speaking
+
+    def _partials(self, on: bool) -> None:
+        switch = getattr(self._listener, "set_partials", None)  # speech.base.PartialsSwitch
+        if switch is not None and self._partials_while_speaking:
+            switch(on)
 
     def deliver(self, event: CallEvent) -> None:
         """The Listener's sink: its speech events go on `events()` (never while held)."""
@@ -255,6 +268,7 @@ class TwilioCall(LegIdentity):
     async def _speak(self, text: str, frames: list[bytes]) -> None:
         utterance = _Utterance(number=next(self._mark_ids), text=text, total=len(frames))
         self._speaking = utterance
+        self._partials(True)
         try:
             link = self._require_link()
             for index, frame in enumerate(frames, start=1):
@@ -267,6 +281,7 @@ class TwilioCall(LegIdentity):
             await self._send(link, media.mark_message(link.stream_sid, f"say{utterance.number}:end"))
             await utterance.done
         finally:
+            self._partials(False)
             if self._speaking is utterance:
                 self._speaking = None
 
