@@ -48,7 +48,7 @@ class Kamailio:
         found = re.findall(r"URI: (sip:[^\s]+)\s+FLAGS: (\w+)", out)
         return dict(found)
 
-    def wait_flags(self, wanted: dict[str, str], timeout: float = 20.0) -> dict[str, str]:
+    def wait_flags(self, wanted: dict[str, str], timeout: float = 60.0) -> dict[str, str]:
         deadline = time.monotonic() + timeout
         seen: dict[str, str] = {}
         while time.monotonic() < deadline:

@@ -124,11 +124,11 @@ def test_sixty_calls_spread_a_killed_worker_leaves_a_drained_one_finishes(pg_url
             keys = {report.idempotency_key for report in store.reports()}
             calls = store.list_calls(limit=1000)
         assert len(keys) == len(calls) >= 60 + 10 + 6 + 10
-        _wait(lambda: set(receiver.accepted) == keys, "every report delivered", timeout=60)
+        _wait(lambda: set(receiver.accepted) == keys, "every report delivered", timeout=120)
         assert receiver.duplicates == 0
 
 
-def _wait(check: object, what: str, timeout: float = 45.0) -> None:
+def _wait(check: object, what: str, timeout: float = 120.0) -> None:
     assert callable(check)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
