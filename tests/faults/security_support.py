@@ -4,7 +4,6 @@ backend for the guarded transport."""
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import json
 import os
@@ -19,8 +18,10 @@ from typing import Any
 
 import httpcore
 
-from callgate.scenario.model_server import ScriptedModelServer
 from callgate.swaig.urlguard import IPAddress
+from server.peers import ModelThread  # tests/ is on sys.path (rootdir packages)
+
+__all__ = ["ModelThread"]
 
 ROOT = Path(__file__).resolve().parents[2]
 CALLGATE = ROOT / ".venv" / "bin" / "callgate"
@@ -86,37 +87,6 @@ class Receiver:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=10)
-
-
-class ModelThread:
-    """The scripted OpenAI-protocol model server in a thread with its own loop (for CLI tests)."""
-
-    def __init__(self, scripts: dict[str, list[dict[str, Any]]]) -> None:
-        self.scripts = scripts
-        self.server: ScriptedModelServer | None = None
-        self._ready = threading.Event()
-        self._stop: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        async with ScriptedModelServer(self.scripts) as server:
-            self.server = server
-            self._ready.set()
-            await self._stop.wait()
-
-    def __enter__(self) -> ScriptedModelServer:
-        self._thread.start()
-        assert self._ready.wait(timeout=30), "model server did not start"
-        assert self.server is not None
-        return self.server
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._loop is not None and self._stop is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout=30)
 
 
 def run_cli(
