@@ -271,6 +271,10 @@ async def _run(
         if options.public_url:
             context.extras["public_url"] = options.public_url
         app = build_app(context, *_route_providers())
+        twilio = context.extras.get("twilio")
+        if twilio is not None:
+            # Its REST client and stream handlers outlive the HTTP server otherwise.
+            stack.push_async_callback(twilio.stop)
         config = uvicorn.Config(
             app,
             log_config=None,

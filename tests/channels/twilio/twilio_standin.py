@@ -264,9 +264,10 @@ class FakeStream:
         self.closed.set()
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        # Their cancellations are results here (one may be this very task); ours still propagates.
+        await asyncio.gather(
+            *(t for t in self._tasks if t is not asyncio.current_task()), return_exceptions=True
+        )
 
 
 @dataclass
@@ -350,9 +351,10 @@ class TwilioStandIn:
                     await stream._ws.close()
         for task in list(self._tasks):
             task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await task
+        # Their cancellations are results here (one may be this very task); ours still propagates.
+        await asyncio.gather(
+            *(t for t in list(self._tasks) if t is not asyncio.current_task()), return_exceptions=True
+        )
         if self._server is not None:
             await asyncio.wait_for(self._server.shutdown(), 10)
         await self.http.aclose()

@@ -130,9 +130,10 @@ class TwilioEndpoint:
                 await call.hangup("shutdown")
         for task in list(self._handlers):
             task.cancel()
-        for task in list(self._handlers):
-            with contextlib.suppress(BaseException):
-                await task
+        # Their cancellations are results here (one may be this very task); ours still propagates.
+        await asyncio.gather(
+            *(t for t in list(self._handlers) if t is not asyncio.current_task()), return_exceptions=True
+        )
         await self.rest.aclose()
 
     # ------------------------------------------------------------ legs and stream tokens
