@@ -544,3 +544,40 @@ async def test_nomatch_output_and_foreach_without_a_list(server: LoopServer, htt
     assert (await runtime.call("check", '{"code": "1234"}')).response == "valid"
     assert (await runtime.call("check", '{"code": "12a"}')).response == "invalid code 12a"
     assert (await runtime.call("items", "{}")).response == "[]"
+
+
+async def test_template_functions_in_a_data_map_use_the_calls_clock(
+    server: LoopServer, http: httpx.AsyncClient
+) -> None:
+    """SignalWire's documented `log_call` example: `@{strftime_tz …}` in webhook params is the time on
+    the call's clock; `@{sleep}` in an output asks the session to wait; a webhook's own answer runs
+    functions too."""
+    server.route("POST", "/logs", Reply(body={"ok": True}))
+    server.route("POST", "/hook", Reply(body={"response": "Your code is @{separate ${args.code}}@{sleep 2}"}))
+    ai = ai_with(
+        [
+            {
+                "function": "log_call",
+                "description": "Log call details with timestamp",
+                "data_map": {
+                    "webhooks": [
+                        {
+                            "url": server.base + "/logs",
+                            "method": "POST",
+                            "params": {"timestamp": "@{strftime_tz America/Chicago %Y-%m-%d %H:%M:%S}"},
+                            "output": {"response": "Logged at @{strftime_tz UTC %H:%M}.@{sleep 1.5}"},
+                        }
+                    ]
+                },
+            },
+            {"function": "spell", "description": "spell", "web_hook_url": server.base + "/hook"},
+        ]
+    )
+    runtime = make_runtime(ai, http, clock=FixedClock(EPOCH))
+    logged = await runtime.call("log_call", "{}")
+    assert server.only("POST", "/logs").json == {"timestamp": "2026-11-22 09:04:05"}
+    assert logged.response == "Logged at 15:04."
+    assert logged.pause == 1.5
+    spelled = await runtime.call("spell", '{"code": "AB1"}')
+    assert spelled.response == "Your code is A B 1"
+    assert spelled.pause == 2.0

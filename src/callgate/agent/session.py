@@ -422,13 +422,21 @@ class AgentSession:
                 and not self._is_navigation(call.name)
                 and self._allowed(call.name)
             ):
-                tasks[call.id] = asyncio.create_task(self.functions.call(call.name, call.arguments))
+                tasks[call.id] = asyncio.create_task(self._call_function(call))
         try:
             return await self._apply_tool_calls(calls, tasks)
         finally:
             # The caller may leave mid-function: no webhook goes on working for a call that is over.
             for task in tasks.values():
                 task.cancel()
+
+    async def _call_function(self, call: ToolCall) -> FunctionResult:
+        result = await self.functions.call(call.name, call.arguments)
+        if result.pause > 0:
+            # `@{sleep N}` in the function's templates: it finishes N seconds later on the call's clock.
+            self.note("template-sleep", name=call.name, seconds=result.pause)
+            await self.clock.sleep(result.pause)
+        return result
 
     async def _apply_tool_calls(
         self, calls: list[ToolCall], tasks: dict[str, asyncio.Task[FunctionResult]]

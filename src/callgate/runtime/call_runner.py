@@ -63,7 +63,7 @@ from callgate.telephony.base import (
     Switch,
 )
 from callgate.telephony.clock import Clock, Deadline, within
-from callgate.template import expand
+from callgate.template import TemplateEnv, expand, with_env
 from callgate.timeline import CallOutcome
 
 log = logging.getLogger(__name__)
@@ -96,14 +96,14 @@ class CallSetup:
     recall: Callable[[str], str | None] | None = None
 
 
-def prompt_text(ai: AI, variables: dict[str, Any]) -> str:
-    """The system prompt: `text` or rendered `pom`, with `${…}` call variables expanded, then
-    SignalWire's `params.conscience`."""
+def prompt_text(ai: AI, variables: dict[str, Any], now: float | None = None) -> str:
+    """The system prompt: `text` or rendered `pom`, with `${…}` call variables (and `@{…}` functions,
+    at the call's clock time `now`) expanded, then SignalWire's `params.conscience`."""
     text = ai.prompt.text if ai.prompt.text is not None else render_pom(ai.prompt.pom or [])
     if ai.params.conscience:
         text = f"{text}\n\n{ai.params.conscience}" if text else ai.params.conscience
     # meta_data is never part of the scope: it must not reach the model.
-    return expand(text, {**variables, "global_data": ai.global_data})
+    return expand(text, with_env({**variables, "global_data": ai.global_data}, TemplateEnv(now=now)))
 
 
 class CallRunner:
@@ -402,7 +402,7 @@ class CallRunner:
 
     async def _run_ai(self, ai: AI) -> str:
         session = await self._build_session(
-            ai, Conversation(system_prompt=prompt_text(ai, self._variables()))
+            ai, Conversation(system_prompt=prompt_text(ai, self._variables(), self.clock.time()))
         )
         open_call = not ai.params.wait_for_user and not self._early_speech
         for text_heard in self._early_speech:
@@ -436,7 +436,7 @@ class CallRunner:
             ai, setup.context, setup.http, clock=self.clock, guard_exempt=setup.guard_exempt
         )
         await functions.load_includes()
-        steps = self._step_machine(ai)
+        steps = self._step_machine(ai, functions)
         routes = resolve_routes(ai, conversation.system_prompt + (steps.all_text() if steps else ""))
         model = TimedModel(setup.model_for("agent", ai), self.clock)
         self.agent_models.append(model)
@@ -482,13 +482,21 @@ class CallRunner:
             else:
                 conversation.add_system(message["content"], 0.0)
 
-    def _step_machine(self, ai: AI) -> StepMachine | None:
-        """SignalWire's prompt.contexts, with `${…}` call variables expanded in their texts."""
+    def _step_machine(self, ai: AI, functions: FunctionRuntime) -> StepMachine | None:
+        """SignalWire's prompt.contexts, with `${…}` call variables expanded in their texts. global_data
+        is read when a text is rendered, so answers gathered (gather_info) or set by functions show in
+        later steps — as `${global_data.key}` and, like SignalWire's prompt variables, as `${key}`."""
         if not ai.prompt.contexts:
             return None
-        scope = {**self._variables(), "global_data": ai.global_data}
+        variables = self._variables()
+
+        def render(text: str) -> str:
+            data = functions.global_data
+            scope = {**data, **variables, "global_data": data}
+            return expand(text, with_env(scope, TemplateEnv(now=self.clock.time())))
+
         language = ai.languages[0].code if ai.languages else "en-US"
-        return StepMachine(ai.prompt.contexts, render=lambda text: expand(text, scope), language=language)
+        return StepMachine(ai.prompt.contexts, render=render, language=language)
 
     async def _run_session(self, session: AgentSession, *, open_call: bool) -> str:
         ai = session.ai
@@ -557,7 +565,7 @@ class CallRunner:
             return TransferResult("failed", f"destination-error: assistant {name!r} has no ai verb")
         self.controller.policy.add_document(document)
         old = self.conversation
-        conversation = Conversation(system_prompt=prompt_text(ai, self._variables()))
+        conversation = Conversation(system_prompt=prompt_text(ai, self._variables(), self.clock.time()))
         if old is not None:
             # Shared, not copied: the old agent still records the transfer's tool result, which
             # the new agent's history needs after the tool call.

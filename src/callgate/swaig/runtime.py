@@ -49,7 +49,7 @@ from callgate.swaig.swaig_log import SwaigLogEntry
 from callgate.swaig.urlguard import Guard
 from callgate.swml.models import AI, DataMap, Function, Include
 from callgate.swml.types import parse_bool
-from callgate.template import expand, expand_value
+from callgate.template import TemplateEnv, expand, expand_value, with_env
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,9 @@ class FunctionResult:
     # The strings in the server's answer that the server chose (none derived from a model argument):
     # a destination counts as the server's choice only if it is one of them.
     server_values: frozenset[str] | None = None
+    # Seconds the expanded templates asked to wait (`@{sleep}`); the session waits that long on the
+    # call's clock before the model hears the result.
+    pause: float = 0.0
 
 
 def failure_text(name: str, reason: str) -> str:
@@ -297,7 +300,8 @@ class FunctionRuntime:
     async def _call_data_map(self, function: Function, arguments: Arguments) -> FunctionResult:
         name = function.function
         token = self.meta_data_token(function)
-        ctx = self._call_data(function, arguments, include_meta=True)
+        env = TemplateEnv(now=self.clock.time())
+        ctx = with_env(self._call_data(function, arguments, include_meta=True), env)
 
         async def fetcher(request: datamap.WebhookRequest) -> Fetched:
             url, creds = split_credentials(request.url)
@@ -319,6 +323,7 @@ class FunctionRuntime:
             name, outcome.response or "", error=outcome.error, args=arguments.args, warnings=outcome.warnings
         )
         result.post_process = outcome.post_process
+        result.pause = env.pause()
         result.from_server = outcome.source.startswith("data_map.webhooks")
         if result.from_server:
             result.server_values = server_strings(outcome.webhook_answer, self.model_values)
@@ -345,7 +350,8 @@ class FunctionRuntime:
             return FunctionResult(name, failure_text(name, reason), error=reason, args=arguments.args)
         # SignalWire expands `${…}` in a webhook's answer against the call data — never meta_data,
         # so nothing a server echoes back can pull it into what the model or caller hears.
-        ctx = self._call_data(function, arguments, include_meta=False)
+        env = TemplateEnv(now=self.clock.time())
+        ctx = with_env(self._call_data(function, arguments, include_meta=False), env)
         raw_response = answer.get("response")
         response = expand(raw_response, ctx) if isinstance(raw_response, str) else _as_text(raw_response)
         raw_actions = answer.get("action", [])
@@ -358,6 +364,7 @@ class FunctionRuntime:
         )
         result.post_process = parse_bool(answer.get("post_process")) is True
         self._finish(result, expand_value(raw_actions, ctx), token)
+        result.pause = env.pause()
         return result
 
     def _webhook_target(self, function: Function) -> tuple[str, Credentials | None]:

@@ -22,12 +22,27 @@ Syntax
   lists; None renders as "".
 - ``expand_url`` (webhook URLs) also percent-encodes the model's arguments (``args.…``,
   ``input.args.…``) without ``enc:``, so an argument cannot change a URL's path or query.
+- Functions (SignalWire's ``@{name arguments}``, see ``functions``): ``@{strftime_tz <zone> <format>}``,
+  ``@{fmt_ph <format>[:sep:<sep>] <number>}``, ``@{expr <arithmetic>}``, ``@{echo <text>}``,
+  ``@{separate <text>}``, ``@{sleep <seconds>}``. Nested ``${…}`` expand first. The time and the
+  sleep sink come from a ``TemplateEnv`` the caller puts in the context (``with_env``); without one
+  ``strftime_tz`` is "" and ``sleep`` waits for nothing. An unknown name stays as written.
 - An unclosed ``${``, a lone ``$`` or ``}`` stay as written. Values are inserted once, never
   expanded again. Nesting deeper than 64 levels is kept as text.
 """
 
 from callgate.template.expand import expand, expand_url, expand_value, has_placeholders
+from callgate.template.functions import TemplateEnv, with_env
 from callgate.template.paths import lookup
 from callgate.template.render import to_text
 
-__all__ = ["expand", "expand_url", "expand_value", "has_placeholders", "lookup", "to_text"]
+__all__ = [
+    "TemplateEnv",
+    "expand",
+    "expand_url",
+    "expand_value",
+    "has_placeholders",
+    "lookup",
+    "to_text",
+    "with_env",
+]

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
+from callgate.template.functions import ENV_KEY, TemplateEnv, call_function
 from callgate.template.parser import Expression, Placeholder, compile_template, parse_expression
 from callgate.template.paths import resolve
 from callgate.template.render import apply_modifiers, apply_text_modifiers, encode_path_part, to_text
@@ -45,6 +46,10 @@ def expand_url(text: str, ctx: Mapping[str, Any]) -> str:
                 in_path = False
             continue
         try:
+            if part.function:  # type: ignore[union-attr]
+                # A function's result may carry the model's words (`@{echo ${args.x}}`): encoded whole.
+                out.append(quote(_function_text(part, ctx), safe="", encoding="utf-8", errors="replace"))  # type: ignore[arg-type]
+                continue
             expression, found = _evaluate(part, ctx)  # type: ignore[arg-type]
             if expression.encode and in_path:
                 piece = encode_path_part(apply_text_modifiers(to_text(found), expression))
@@ -79,8 +84,8 @@ def expand_value(value: Any, ctx: Mapping[str, Any]) -> Any:
 
 
 def has_placeholders(text: str) -> bool:
-    """True when `text` holds at least one complete `${…}` or `%{…}` (even an empty `${}`)."""
-    if not isinstance(text, str) or ("${" not in text and "%{" not in text):
+    """True when `text` holds at least one complete `${…}`, `%{…}` or `@{…}` (even an empty `${}`)."""
+    if not isinstance(text, str) or ("${" not in text and "%{" not in text and "@{" not in text):
         return False
     return any(isinstance(part, Placeholder) for part in compile_template(text))
 
@@ -100,7 +105,7 @@ def _expand_any(value: Any, ctx: Mapping[str, Any]) -> Any:
 
 def _expand_typed(text: str, ctx: Mapping[str, Any]) -> Any:
     parts = compile_template(text)
-    if len(parts) == 1 and isinstance(parts[0], Placeholder):
+    if len(parts) == 1 and isinstance(parts[0], Placeholder) and not parts[0].function:
         expression, found = _evaluate(parts[0], ctx)
         if expression.plain and found is not None and not isinstance(found, str):
             return found
@@ -110,6 +115,8 @@ def _expand_typed(text: str, ctx: Mapping[str, Any]) -> Any:
 
 def _placeholder_text(placeholder: Placeholder, ctx: Mapping[str, Any]) -> str:
     try:
+        if placeholder.function:
+            return _function_text(placeholder, ctx)
         expression, found = _evaluate(placeholder, ctx)
         return apply_modifiers(to_text(found), expression)
     except Exception:
@@ -118,12 +125,23 @@ def _placeholder_text(placeholder: Placeholder, ctx: Mapping[str, Any]) -> str:
         return ""
 
 
+def _function_text(placeholder: Placeholder, ctx: Mapping[str, Any]) -> str:
+    """`@{name arguments}`, its nested placeholders expanded first; an unknown name stays as written."""
+    body = _body(placeholder, ctx)
+    env = ctx.get(ENV_KEY)
+    result = call_function(body, env if isinstance(env, TemplateEnv) else None)
+    return "@{" + body + "}" if result is None else result
+
+
+def _body(placeholder: Placeholder, ctx: Mapping[str, Any]) -> str:
+    return "".join(
+        part if isinstance(part, str) else _placeholder_text(part, ctx) for part in placeholder.parts
+    )
+
+
 def _evaluate(placeholder: Placeholder, ctx: Mapping[str, Any]) -> tuple[Expression, Any]:
     expression = placeholder.static
     if expression is None:
         # Nested placeholders first: `${meta_data.table.${lc:args.target}}`.
-        body = "".join(
-            part if isinstance(part, str) else _placeholder_text(part, ctx) for part in placeholder.parts
-        )
-        expression = parse_expression(body)
+        expression = parse_expression(_body(placeholder, ctx))
     return expression, resolve(expression.path, ctx)

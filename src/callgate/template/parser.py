@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-from callgate.template.phone import STYLES, PhoneStyle
+from callgate.template.phone import PREFIX_FORMATS, PhoneStyle
 
 # A path step: a key (`name`) or a list index (`[3]`).
 Segment = str | int
@@ -23,7 +23,7 @@ Case = Literal["lc", "uc"]
 MAX_NESTING = 64
 
 # Openers and the closer are the only tokens; no alternation can backtrack.
-_TOKEN = re.compile(r"[$%]\{|\}")
+_TOKEN = re.compile(r"[$%@]\{|\}")
 
 # Layout an author may put around a path (`${ args.x }`); other characters belong to keys.
 _BLANK = " \t\r\n"
@@ -36,7 +36,7 @@ class Expression:
     path: tuple[Segment, ...]
     case: Case | None = None
     encode: bool = False
-    phone: PhoneStyle | None = None  # fmt_ph: (national, or fmt_ph:international:)
+    phone: PhoneStyle | None = None  # fmt_ph: (national, or fmt_ph:<format>:)
 
     @property
     def plain(self) -> bool:
@@ -46,10 +46,14 @@ class Expression:
 
 @dataclass(frozen=True, slots=True)
 class Placeholder:
-    """One `${…}`: `static` when its body is literal, else `parts` to expand first."""
+    """One `${…}`: `static` when its body is literal, else `parts` to expand first.
+
+    A function call `@{name arguments}` has `function` set and always keeps its `parts`: its body is
+    text for the function, not a path."""
 
     static: Expression | None
     parts: tuple[Part, ...]
+    function: bool = False
 
 
 Part = str | Placeholder
@@ -74,8 +78,8 @@ def compile_template(text: str) -> tuple[Part, ...]:
         token = match.group()
         if token == "}":
             if openers:
-                openers.pop()
-                frames[-2].append(_placeholder(frames.pop()))
+                opener = openers.pop()
+                frames[-2].append(_placeholder(frames.pop(), opener == "@{"))
             else:
                 _add(frames[-1], token)
         elif len(openers) >= MAX_NESTING:
@@ -103,7 +107,9 @@ def _add(parts: list[Part], part: Part) -> None:
         parts.append(part)
 
 
-def _placeholder(parts: list[Part]) -> Placeholder:
+def _placeholder(parts: list[Part], function: bool) -> Placeholder:
+    if function:
+        return Placeholder(None, tuple(parts), function=True)
     if all(isinstance(part, str) for part in parts):
         body = "".join(part for part in parts if isinstance(part, str))
         return Placeholder(parse_expression(body), ())
@@ -136,9 +142,9 @@ def parse_expression(body: str) -> Expression:
                 tail = tail[4:]
         elif head == "fmt_ph":
             phone = "national"
-            for style in STYLES:
-                if tail.startswith(style + ":"):
-                    phone, tail = style, tail[len(style) + 1 :]
+            name, colon, after = tail.partition(":")
+            if colon and name.lower() in PREFIX_FORMATS:
+                phone, tail = PREFIX_FORMATS[name.lower()], after
         else:
             break
         rest = tail.lstrip(_BLANK)

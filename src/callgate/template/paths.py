@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from callgate.template.functions import ENV_KEY
 from callgate.template.parser import Segment, parse_path
 
 # Distinct from None so a JSON null found at the end of a path is still "nothing".
@@ -25,8 +26,8 @@ def lookup(path: str, ctx: Mapping[str, Any]) -> Any:
 
 def resolve(path: tuple[Segment, ...], root: Any) -> Any:
     """Follow `path` from `root`; None when a step is missing or the path is empty."""
-    if not path:
-        return None
+    if not path or (isinstance(path[0], str) and path[0].lower() == ENV_KEY):
+        return None  # the template functions' environment is not data
     current = root
     try:
         for segment in path:

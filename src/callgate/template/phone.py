@@ -1,9 +1,12 @@
-"""`${fmt_ph:…}`: a phone number as a person says or reads it.
+"""Phone numbers as a person says or reads them: `${fmt_ph:…}` and `@{fmt_ph <format> …}`.
 
-`national` (the default) is the number as dialled inside its country — `(234) 567-8901` for a North
-American number; `international` is E.164 (`+12345678901`), as SignalWire's `tts_number_format`
-writes the two forms. A number without a country code is read as North American. Text that is not
-a phone number is left as it was.
+Formats (SignalWire's names): `national` — as dialled inside its country, `(234) 567-8901`;
+`international` — with the country code, `+1 234-567-8901`; `e164` — `+12345678901`; `rfc3966` — a
+tel: URI, `tel:+1-234-567-8901`. A number without a country code is read as North American. Text
+that is not a phone number is left as it was.
+
+`${fmt_ph:international:x}` predates the `@{…}` form and writes E.164 (the form SignalWire's
+`tts_number_format: international` shows); `PREFIX_FORMATS` keeps that meaning.
 """
 
 from __future__ import annotations
@@ -13,8 +16,29 @@ from typing import Literal
 
 import phonenumbers
 
-PhoneStyle = Literal["national", "international"]
-STYLES: tuple[PhoneStyle, ...] = ("national", "international")
+PhoneStyle = Literal["national", "international", "e164", "rfc3966"]
+
+# `@{fmt_ph <format> …}`: SignalWire's format names (any case).
+PHONE_FORMATS: dict[str, PhoneStyle] = {
+    "national": "national",
+    "international": "international",
+    "e164": "e164",
+    "rfc3966": "rfc3966",
+}
+# `${fmt_ph:<format>:…}`.
+PREFIX_FORMATS: dict[str, PhoneStyle] = {
+    "national": "national",
+    "international": "e164",
+    "e164": "e164",
+    "rfc3966": "rfc3966",
+}
+
+_FORMATS = {
+    "national": phonenumbers.PhoneNumberFormat.NATIONAL,
+    "international": phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+    "e164": phonenumbers.PhoneNumberFormat.E164,
+    "rfc3966": phonenumbers.PhoneNumberFormat.RFC3966,
+}
 
 
 @lru_cache(maxsize=1024)
@@ -26,6 +50,4 @@ def format_phone(text: str, style: PhoneStyle = "national") -> str:
         number = phonenumbers.parse(raw, "US")
     except phonenumbers.NumberParseException:
         return text
-    if style == "international":
-        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+    return phonenumbers.format_number(number, _FORMATS[style])
