@@ -62,3 +62,31 @@ def test_validate_warns_about_audible_ignored_params_with_their_path() -> None:
     }
     assert "accepted but ignored by callgate" in warned["sections.main[0].ai.params.enable_pause"]
     assert "caller hears a difference" in warned["sections.main[0].ai.params.tts_number_format"]
+
+
+def test_validate_warns_about_actions_callgate_does_not_apply() -> None:
+    """A `settings` (swaig_allow_settings) or turn-timing action in the document would change the rest
+    of the call on SignalWire: never silently ignored."""
+    text = """
+    version: 1.0.0
+    sections:
+      main:
+        - ai:
+            prompt: {text: hi}
+            SWAIG:
+              functions:
+                - function: slow_down
+                  description: slow down
+                  data_map:
+                    output:
+                      response: ok
+                      action:
+                        - settings: {end_of_speech_timeout: 2000}
+                        - end_of_speech_timeout: 2000
+                        - say: fine
+    """
+    result = load_text(dedent(text).lstrip("\n"), source="agent.yaml")
+    warned = {w.path: w.message for w in result.warnings}
+    base = "sections.main[0].ai.SWAIG.functions[0].data_map.output.action"
+    assert set(warned) == {f"{base}[0].settings", f"{base}[1].end_of_speech_timeout"}
+    assert warned[f"{base}[0].settings"].startswith("accepted but not applied by callgate: params are not")

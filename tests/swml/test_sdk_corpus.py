@@ -179,3 +179,67 @@ def test_skill_document_loads_cleanly_and_runs(
 @pytest.mark.parametrize("name", sorted(PREFABS))
 def test_prefab_document_loads_cleanly_and_runs(name: str, tmp_path: Path) -> None:
     _check_and_run(_render(PREFABS[name]()), tmp_path)
+
+
+def _gather_agent() -> AgentBase:
+    """The SDK's gather info mode, as its documentation's intake example builds it."""
+    agent = AgentBase(name="intake-agent", route="/intake")
+    agent.prompt_add_section("Role", "You collect patient intake information.")
+    ctx = agent.define_contexts().add_context("default")
+    intake = ctx.add_step("intake").set_text("Collect patient information.")
+    intake.set_gather_info(output_key="patient_info", completion_action="next_step", prompt="Be friendly.")
+    intake.add_gather_question("full_name", "What is your full name?", confirm=True)
+    intake.add_gather_question("visits", "How many visits this year?", type="integer")
+    ctx.add_step("review").set_text("Thank ${patient_info.full_name} and say goodbye.").set_end(True)
+    return agent
+
+
+def test_sdk_gather_info_agent_runs_with_the_same_questions(tmp_path: Path) -> None:
+    """gather_info renders into SWML that callgate honours: no warning, the questions asked through
+    gather_submit one at a time, the answers in global_data, then the next step."""
+    document = _render(_gather_agent())
+    loaded = load_text(json.dumps(document, indent=1), source="sdk.json")
+    assert [f"{w.path}: {w.message}" for w in loaded.warnings] == []
+    scenario = {
+        "name": "SDK gather_info agent",
+        "agent": document,
+        "llm": [
+            {"text": "Welcome! What is your full name?"},
+            {"match": "Ann Lee", "text": "Ann Lee, is that right?"},
+            {
+                "match": "Yes",
+                "tool_calls": [
+                    {"name": "gather_submit", "arguments": {"answer": "Ann Lee", "confirmed_by_user": "true"}}
+                ],
+            },
+            {"match": "Yes", "text": "How many visits this year?"},
+            {"match": "Two", "tool_calls": [{"name": "gather_submit", "arguments": {"answer": 2}}]},
+            {"match": "Two", "text": "Thank you Ann Lee. Goodbye!"},
+        ],
+        "http": [{"method": "*", "url": "*", "json": {"response": "ok"}}],
+        "turns": [{"user": "Ann Lee."}, {"user": "Yes."}, {"user": "Two."}],
+        "expect": {
+            "said": ["What is your full name?", "How many visits this year?", "Goodbye!"],
+            "ended": "assistant-ended-call",
+            "functions": [
+                {"name": "gather_submit", "arguments": {"answer": "Ann Lee", "confirmed_by_user": "true"}},
+                {"name": "gather_submit", "arguments": {"answer": 2}},
+            ],
+        },
+    }
+    path = tmp_path / "gather.yaml"
+    path.write_text(json.dumps(scenario), encoding="utf-8")
+    result = run_scenario_file(path)
+    timeline = result.outcome.timeline.render() if result.outcome else ""
+    assert result.passed, "\n".join(result.all_failures) + "\n" + timeline
+    assert result.outcome is not None
+    complete = [e.data for e in result.outcome.timeline.events if e.kind == "gather-complete"]
+    assert complete == [
+        {
+            "context": "default",
+            "step": "intake",
+            "answered": 2,
+            "output_key": "patient_info",
+            "completion_action": "next_step",
+        }
+    ]

@@ -54,7 +54,7 @@ def test_missing_steps_and_contexts_are_errors_with_paths_and_lines() -> None:
     assert len(found) == 7  # `next` and `order` are fine
 
 
-def test_unknown_step_function_and_gather_info_are_warnings() -> None:
+def test_unknown_step_function_is_a_warning_and_gather_info_is_honoured_silently() -> None:
     text = """
     version: 1.0.0
     sections:
@@ -72,8 +72,45 @@ def test_unknown_step_function_and_gather_info_are_warnings() -> None:
     result = load_text(dedent(text).lstrip("\n"), source="agent.yaml")
     warnings = {w.path: w.message for w in result.warnings}
     base = "sections.main[0].ai.prompt.contexts.default.steps[0]"
-    assert warnings[f"{base}.functions[0]"] == "no function named 'lookup'"
-    assert "gather_info" in warnings[f"{base}.gather_info"]
+    assert warnings == {f"{base}.functions[0]": "no function named 'lookup'"}
+
+
+BROKEN_GATHER = """
+version: 1.0.0
+sections:
+  main:
+    - ai:
+        prompt:
+          contexts:
+            default:
+              steps:
+                - name: ask
+                  gather_info:
+                    completion_action: checkout
+                    questions:
+                      - {key: name, question: "Your name?", type: date, functions: [nope]}
+                      - {key: name, question: "Again?"}
+                - name: last
+                  gather_info: {completion_action: next_step, questions: []}
+"""
+
+
+def test_broken_gather_info_is_an_error_with_its_path() -> None:
+    with pytest.raises(DocumentError) as info:
+        load_text(dedent(BROKEN_GATHER).lstrip("\n"), source="agent.yaml")
+    found = {(e.path, e.line): e.message for e in info.value.errors}
+    base = "sections.main[0].ai.prompt.contexts.default.steps"
+    assert found == {
+        (f"{base}[0].gather_info.questions[1].key", 14): "duplicate gather_info question key 'name'",
+        (f"{base}[0].gather_info.completion_action", 11): "no step named 'checkout' in this context",
+        (f"{base}[1].gather_info.questions", 16): "gather_info has no questions",
+        (f"{base}[1].gather_info.completion_action", 16): (
+            "`next_step` but this is the last step of its context"
+        ),
+    }
+    warned = {w.path: w.message for w in info.value.issues if w not in info.value.errors}
+    assert warned[f"{base}[0].gather_info.questions[0].type"].startswith("unknown answer type 'date'")
+    assert warned[f"{base}[0].gather_info.questions[0].functions[0]"] == "no function named 'nope'"
 
 
 @pytest.mark.parametrize("name", ["contexts_pizza.yaml", "contexts_support.yaml"])

@@ -68,6 +68,24 @@ class Conversation:
             return
         self._log(message, t)
 
+    def forget_tool_call(self, call_id: str) -> None:
+        """Take a tool call out of the history the model sees (SignalWire's gather_submit leaves no
+        tool call or result there); an assistant message left with nothing is dropped. The raw log
+        keeps it."""
+        for index in range(len(self.messages) - 1, -1, -1):
+            message = self.messages[index]
+            calls = message.get("tool_calls") if message["role"] == "assistant" else None
+            if not calls or not any(call.get("id") == call_id for call in calls):
+                continue
+            kept = [call for call in calls if call.get("id") != call_id]
+            if kept:
+                self.messages[index] = {**message, "tool_calls": kept}
+            elif message.get("content"):
+                self.messages[index] = {key: value for key, value in message.items() if key != "tool_calls"}
+            else:
+                del self.messages[index]
+            return
+
     def _has_tool_call(self, call_id: str) -> bool:
         return any(
             call.get("id") == call_id

@@ -28,6 +28,7 @@ from callgate.agent.decisions import (
     TransferOrigin,
     TransferResult,
 )
+from callgate.agent.gather import GATHER_SUBMIT
 from callgate.agent.history import Conversation, parse_arguments
 from callgate.agent.reply import ReplySpeech
 from callgate.agent.routes import Routes
@@ -209,6 +210,7 @@ class AgentSession:
 
     async def run(self, *, open_call: bool) -> str:
         """Run the conversation until it ends; returns SignalWire's ai_result (success | failed)."""
+        self._step_events()  # a gather_info in the first step starts with the call
         try:
             if self.functions.hook(STARTUP_HOOKS) is not None:
                 self._idle.clear()
@@ -369,7 +371,7 @@ class AgentSession:
         if self._phrase_hit is not None:
             await self._end(Hangup(EndedReason.ASSISTANT_SAID_END_CALL_PHRASE, self._phrase_hit))
             return RoundResult(ended=True)
-        if self.steps is not None and self.steps.step.end:
+        if self.steps is not None and self.steps.step.end and not self.steps.asking:
             # `end: true`: the conversation ends once the step's reply has been heard.
             self.note("step-end", context=self.steps.context_name, step=self.steps.step.name)
             return RoundResult(stopped=True)
@@ -453,6 +455,9 @@ class AgentSession:
             builtin = self.routes.builtin_for(call.name)
             arguments = parse_arguments(call.arguments)
             self.note("function-call", name=call.name, arguments=arguments)
+            if self._is_navigation(call.name) and call.name == GATHER_SUBMIT:
+                self._gather_submit(call, arguments, pending)
+                continue
             if self._is_navigation(call.name):
                 response = self._navigate(call.name, arguments, pending)
                 self.outcome.functions.append(FunctionCallRecord(call.name, arguments, response))
@@ -659,6 +664,8 @@ class AgentSession:
             tools.append(tool)
         navigation = self.steps.tools() if self.steps is not None else []
         navigation = [tool for tool in navigation if self._is_navigation(tool["function"]["name"])]
+        if self.steps is not None and self.steps.asking:
+            return tools + navigation  # a gather question: gather_submit and its own functions only
         return tools + self.routes.extra_tools + navigation
 
     def hold_busy(self) -> None:
@@ -767,12 +774,54 @@ class AgentSession:
                 self.speaker.say_soon(filler[0])
         return move.for_model()
 
+    def _gather_submit(self, call: ToolCall, arguments: dict[str, Any], pending: _Pending) -> None:
+        """SignalWire's gather_submit: the answer goes to global_data, the next question replaces the
+        instruction; the call leaves no trace in the history the model sees (the timeline and the
+        swaig log keep it)."""
+        assert self.steps is not None
+        gathering = self.steps.gathering
+        submission, move = self.steps.gather_submit(arguments)
+        if submission is None or gathering is None:
+            response = "Refused: no question is open."
+            self.outcome.functions.append(FunctionCallRecord(call.name, arguments, response))
+            self.conversation.add_tool_result(call.id, response, self.now())
+            return
+        if submission.rejected is None:
+            gathering.store(self.functions.global_data, submission.key, submission.answer)
+        self.outcome.functions.append(FunctionCallRecord(call.name, arguments, submission.for_model()))
+        self.conversation.forget_tool_call(call.id)
+        if move is not None:
+            self._moved(move)
+            pending.moves.append(move)
+        else:
+            self._step_events()
+            self.conversation.step_prompt = self.steps.prompt_section()
+
+    def _step_events(self) -> None:
+        """What the step machine did on its own (gather_info questions and answers) goes on the
+        timeline."""
+        if self.steps is None:
+            return
+        events, self.steps.events = self.steps.events, []
+        for kind, data in events:
+            self.note(kind, **data)
+
     def _language(self) -> str:
         return self.ai.languages[0].code if self.ai.languages else "en-US"
 
     def _moved(self, move: Move) -> None:
         """The timeline records every move (and every refused one); the prompt follows the step."""
         assert self.steps is not None
+        # Gather events of the step left are noted before the move, those of the step entered after.
+        entered = [
+            event
+            for event in self.steps.events
+            if event[0] in ("gather-start", "gather-question")
+            and event[1].get("context") == move.context
+            and event[1].get("step") == move.step
+        ]
+        self.steps.events = [event for event in self.steps.events if event not in entered]
+        self._step_events()
         if not move.ok:
             self.note(
                 "navigation-refused",
@@ -795,6 +844,8 @@ class AgentSession:
             self.note(
                 "step-change", by=str(move.by), context=move.context, step=move.step, from_step=move.from_step
             )
+        self.steps.events = entered + self.steps.events
+        self._step_events()
         self.conversation.step_prompt = self.steps.prompt_section()
 
     async def _enter(self, moves: list[Move]) -> None:

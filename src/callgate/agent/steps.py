@@ -13,28 +13,34 @@ Rules (SignalWire's documentation; where it is silent, the SDK's behaviour):
 - `valid_contexts` (the step's, else its context's) lists where `change_context` may go;
 - a step's `functions` is a whitelist (`"none"` or `[]`: no functions); left out, the previous
   step's set stays in force (at the start: every function);
-- actions (`change_step`, `change_context`) move regardless of `valid_steps` / `valid_contexts`.
+- actions (`change_step`, `change_context`) move regardless of `valid_steps` / `valid_contexts`;
+- a step with `gather_info` first asks its questions (`gather`): meanwhile the model has only
+  `gather_submit` (and the open question's functions), cannot navigate, and is told only the
+  question; once all are answered the step goes on as `completion_action` says.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from callgate.agent.gather import GATHER_SUBMIT, Gathering, Submission
 from callgate.swml.models import ContextStep, Fillers, PromptContext, StepReset
 from callgate.swml.pom import render_pom
 
 NEXT_STEP = "next_step"
 CHANGE_CONTEXT = "change_context"
-NAVIGATION_TOOLS = frozenset({NEXT_STEP, CHANGE_CONTEXT})
+NAVIGATION_TOOLS = frozenset({NEXT_STEP, CHANGE_CONTEXT, GATHER_SUBMIT})
 
 
 class MoveBy(StrEnum):
     MODEL = "model"  # the model called next_step / change_context
     ACTION = "action"  # a function result's change_step / change_context action
     AUTO = "auto"  # skip_user_turn / skip_to_next_step advanced on its own
+    GATHER = "gather_complete"  # a gather_info's completion_action
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,9 @@ class StepMachine:
         # None: every function; else the whitelist in force.
         self.functions: frozenset[str] | None = None
         self._filler_turn = 0
+        # The open gather_info of the current step, and what it did for the timeline to record.
+        self.gathering: Gathering | None = None
+        self.events: list[tuple[str, dict[str, Any]]] = []
         self._apply_step_functions()
 
     # ------------------------------------------------------------ where we are
@@ -169,11 +178,21 @@ class StepMachine:
         )
         return [name for name in allowed or [] if name in self.contexts and name != self.context_name]
 
+    @property
+    def asking(self) -> bool:
+        """A gather_info question is open: the model may only answer it."""
+        return self.gathering is not None and not self.gathering.done
+
     def allows_function(self, name: str) -> bool:
+        if self.gathering is not None and self.gathering.question is not None:
+            return name in (self.gathering.question.functions or [])
         return self.functions is None or name in self.functions
 
     def tools(self) -> list[dict[str, Any]]:
-        """The navigation tools offered in this step (none when no move is possible)."""
+        """The navigation tools offered in this step (none when no move is possible); while a
+        gather_info question is open, only `gather_submit`."""
+        if self.gathering is not None and not self.gathering.done:
+            return [self.gathering.tool()]
         tools: list[dict[str, Any]] = []
         steps = self.step_targets()
         if steps:
@@ -206,8 +225,14 @@ class StepMachine:
         if context_text:
             parts.append(context_text)
         step = self.step
+        if self.gathering is not None and not self.gathering.done:
+            parts.append(f"## Current step: {step.name}\n{self.gathering.instruction(self._render)}")
+            return "\n\n".join(parts)
         body = step.text if step.text is not None else render_pom(step.pom or [])
         parts.append(f"## Current step: {step.name}\n{self._render(body).strip()}")
+        if self.gathering is not None and self.gathering.answers:
+            answers = json.dumps(self.gathering.answers, ensure_ascii=False)
+            parts.append(f"The information gathered in this step: {answers}")
         if step.step_criteria:
             parts.append(f"Step criteria (the step is complete when): {self._render(step.step_criteria)}")
         targets = self.step_targets()
@@ -231,6 +256,8 @@ class StepMachine:
 
     def next_step(self, name: str | None, by: MoveBy = MoveBy.MODEL) -> Move:
         """The model's `next_step {step}` (checked against valid_steps)."""
+        if self.asking:
+            return self._refuse(name or "", by, "answer the open question with gather_submit first")
         targets = self.step_targets()
         wanted = name if name and name != "next" else (self._following() or "")
         if wanted not in targets:
@@ -247,7 +274,7 @@ class StepMachine:
     def auto_advance(self) -> Move | None:
         """skip_user_turn / skip_to_next_step: go on to the following step without the caller."""
         step = self.step
-        if step.end or not (step.skip_user_turn is True or step.skip_to_next_step):
+        if self.asking or step.end or not (step.skip_user_turn is True or step.skip_to_next_step):
             return None
         targets = self.step_targets()
         if not targets:
@@ -257,6 +284,8 @@ class StepMachine:
     def change_context(self, name: str, by: MoveBy = MoveBy.MODEL) -> Move:
         if name not in self.contexts or not self.contexts[name].steps:
             return self._refuse(name, by, f"no context {name!r}", self.context_targets(), "contexts")
+        if by is MoveBy.MODEL and self.asking:
+            return self._refuse(name, by, "answer the open question with gather_submit first")
         if by is MoveBy.MODEL and name not in self.context_targets():
             why = f"context {name!r} is not reachable from step {self.step.name!r}"
             return self._refuse(name, by, why, self.context_targets(), "contexts")
@@ -317,6 +346,8 @@ class StepMachine:
         return Move(self.context_name, self.step.name, self.context_name, self.step.name, by, refused=why)
 
     def _apply_step_functions(self) -> None:
+        """Entering a step: its function whitelist, and its gather_info questions from the first."""
+        self._start_gather()
         chosen = self.step.functions
         if chosen is None:
             return  # left out: the previous step's set stays
@@ -324,6 +355,72 @@ class StepMachine:
             self.functions = frozenset() if chosen.strip().lower() == "none" else frozenset({chosen})
         else:
             self.functions = frozenset(str(name) for name in chosen)
+
+    # ------------------------------------------------------------ gather_info
+
+    def _start_gather(self) -> None:
+        info = self.step.gather_info
+        self.gathering = Gathering(info) if info is not None and info.questions else None
+        if self.gathering is None or info is None:
+            return
+        where: dict[str, Any] = {"context": self.context_name, "step": self.step.name}
+        where["step_index"] = self.step_index
+        start: dict[str, Any] = {**where, "total_questions": len(info.questions)}
+        if info.output_key:
+            start["output_key"] = info.output_key
+        self.events.append(("gather-start", start))
+        self._question_event()
+
+    def _question_event(self) -> None:
+        gathering = self.gathering
+        if gathering is None or gathering.question is None:
+            return
+        question = gathering.question
+        self.events.append(
+            (
+                "gather-question",
+                {
+                    "context": self.context_name,
+                    "step": self.step.name,
+                    "key": question.key,
+                    "question_index": gathering.index,
+                    "question_type": question.type,
+                    "requires_confirm": bool(question.confirm),
+                },
+            )
+        )
+
+    def gather_submit(self, arguments: dict[str, Any]) -> tuple[Submission | None, Move | None]:
+        """The model's `gather_submit`: (what it did, the move its completion made). (None, None)
+        when no question is open."""
+        gathering = self.gathering
+        if gathering is None or gathering.done:
+            return None, None
+        submission = gathering.submit(arguments)
+        where: dict[str, Any] = {"context": self.context_name, "step": self.step.name, "key": submission.key}
+        where |= {"question_index": submission.question_index, "attempt": submission.attempt}
+        if submission.rejected is not None:
+            self.events.append(("gather-reject", {**where, "reason": submission.rejected}))
+            return submission, None
+        self.events.append(("gather-answer", {**where, "confirmed": submission.confirm}))
+        if not submission.complete:
+            self._question_event()
+            return submission, None
+        action = gathering.info.completion_action
+        done: dict[str, Any] = {
+            "context": self.context_name,
+            "step": self.step.name,
+            "answered": len(gathering.answers),
+        }
+        if gathering.info.output_key:
+            done["output_key"] = gathering.info.output_key
+        if action:
+            done["completion_action"] = action
+        self.events.append(("gather-complete", done))
+        target = self._following() if action == "next_step" else action
+        if target is None or self._index_of(self.context, target) is None:
+            return submission, None  # back to the step's own instructions, answers in hand
+        return submission, self._go_step(target, MoveBy.GATHER)
 
     def _one(self, fillers: list[str]) -> str:
         if not fillers:

@@ -7,6 +7,7 @@ them out; caller events from the channel feed both. Nothing here knows which cha
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -96,14 +97,17 @@ class CallSetup:
     recall: Callable[[str], str | None] | None = None
 
 
-def prompt_text(ai: AI, variables: dict[str, Any], now: float | None = None) -> str:
+def prompt_text(
+    ai: AI, variables: dict[str, Any], now: float | None = None, global_data: dict[str, Any] | None = None
+) -> str:
     """The system prompt: `text` or rendered `pom`, with `${…}` call variables (and `@{…}` functions,
     at the call's clock time `now`) expanded, then SignalWire's `params.conscience`."""
     text = ai.prompt.text if ai.prompt.text is not None else render_pom(ai.prompt.pom or [])
     if ai.params.conscience:
         text = f"{text}\n\n{ai.params.conscience}" if text else ai.params.conscience
     # meta_data is never part of the scope: it must not reach the model.
-    return expand(text, with_env({**variables, "global_data": ai.global_data}, TemplateEnv(now=now)))
+    data = ai.global_data if global_data is None else global_data
+    return expand(text, with_env({**variables, "global_data": data}, TemplateEnv(now=now)))
 
 
 class CallRunner:
@@ -436,6 +440,20 @@ class CallRunner:
             ai, setup.context, setup.http, clock=self.clock, guard_exempt=setup.guard_exempt
         )
         await functions.load_includes()
+        previous = self.functions
+        if (
+            previous is not None
+            and previous.global_data
+            and previous.ai.params.persist_global_data
+            and ai.params.persist_global_data
+        ):
+            # SignalWire's persist_global_data (default true): a new AI session of the same call starts
+            # with the global_data the last one left, restored over its own document's.
+            functions.global_data.update(copy.deepcopy(previous.global_data))
+            self.note("global-data-restored", keys=sorted(previous.global_data))
+            conversation.system_prompt = prompt_text(
+                ai, self._variables(), self.clock.time(), functions.global_data
+            )
         steps = self._step_machine(ai, functions)
         routes = resolve_routes(ai, conversation.system_prompt + (steps.all_text() if steps else ""))
         model = TimedModel(setup.model_for("agent", ai), self.clock)

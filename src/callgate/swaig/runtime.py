@@ -406,6 +406,8 @@ class FunctionRuntime:
             store = self._meta.setdefault(token, {})
             for key in action.keys:
                 store.pop(key, None)
+        elif isinstance(action, SetGlobalData | UnsetGlobalData) and not self.ai.params.swaig_set_global_data:
+            warnings.append(f"{action.to_json()} refused: params.swaig_set_global_data is false")
         elif isinstance(action, SetGlobalData):
             self.global_data.update(copy.deepcopy(action.data))
         elif isinstance(action, UnsetGlobalData):

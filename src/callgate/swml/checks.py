@@ -15,11 +15,19 @@ from pydantic import BaseModel
 from callgate.swml.errors import IssueCollector
 from callgate.swml.known import KNOWN_ACTIONS, KNOWN_EXTRA_FIELDS, KNOWN_NATIVE_FUNCTIONS, KNOWN_PARAMS
 from callgate.swml.lines import Loc
-from callgate.swml.models import AI, DataMap, Function, Output, Params
+from callgate.swml.models import AI, GATHER_TYPES, DataMap, Function, GatherInfo, Output, Params
 from callgate.swml.params_support import audible_difference
 
 # Validates a nested SWML document (an action's `SWML` value) found at a path.
 SwmlCheck = Callable[[Any, Loc], None]
+
+# Actions SignalWire applies and callgate only records: each changes how the rest of the call sounds.
+NOT_APPLIED_ACTIONS: dict[str, str] = {
+    "settings": "params are not changed mid-call (swaig_allow_settings); the caller hears the "
+    "document's own settings",
+    "end_of_speech_timeout": "the end-of-speech timeout is not changed mid-call",
+    "speech_event_timeout": "the speech event timeout is not changed mid-call",
+}
 
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -151,7 +159,7 @@ def _contexts(ai: AI, loc: Loc, issues: IssueCollector) -> None:
             seen.add(step.name)
             if step.name == "next":
                 issues.error((*sloc, "name"), "`next` is reserved (it means the following step)")
-            if step.text is None and step.pom is None:
+            if step.text is None and step.pom is None and step.gather_info is None:
                 issues.error(sloc, f"step {step.name!r} has neither `text` nor `pom`")
             for index, target in enumerate(step.valid_steps or []):
                 if target != "next" and target not in step_names:
@@ -175,11 +183,39 @@ def _contexts(ai: AI, loc: Loc, issues: IssueCollector) -> None:
             ):
                 issues.warning((*sloc, "functions"), f"no function named {step.functions!r}")
             if step.gather_info is not None:
-                issues.warning(
-                    (*sloc, "gather_info"),
-                    "accepted but not acted on: callgate does not run gather_info questions; "
-                    "the step's text is used as is",
-                )
+                _gather_info(step.gather_info, (*sloc, "gather_info"), sindex, step_names, functions, issues)
+
+
+def _gather_info(
+    gather: GatherInfo,
+    loc: Loc,
+    step_index: int,
+    step_names: list[str],
+    functions: set[str],
+    issues: IssueCollector,
+) -> None:
+    """The SDK's own checks (ContextBuilder.validate), each with its path."""
+    if not gather.questions:
+        issues.error((*loc, "questions"), "gather_info has no questions")
+    keys: set[str] = set()
+    for index, question in enumerate(gather.questions):
+        qloc = (*loc, "questions", index)
+        if question.key in keys:
+            issues.error((*qloc, "key"), f"duplicate gather_info question key {question.key!r}")
+        keys.add(question.key)
+        if question.type not in GATHER_TYPES:
+            issues.warning(
+                (*qloc, "type"), f"unknown answer type {question.type!r} (one of {', '.join(GATHER_TYPES)})"
+            )
+        for findex, name in enumerate(question.functions or []):
+            if name not in functions:
+                issues.warning((*qloc, "functions", findex), f"no function named {name!r}")
+    action = gather.completion_action
+    if action == "next_step":
+        if step_index + 1 >= len(step_names):
+            issues.error((*loc, "completion_action"), "`next_step` but this is the last step of its context")
+    elif action is not None and action not in step_names:
+        issues.error((*loc, "completion_action"), f"no step named {action!r} in this context")
 
 
 # ---------------------------------------------------------------- functions
@@ -329,5 +365,7 @@ def _action(action: Any, loc: Loc, issues: IssueCollector, check_swml: SwmlCheck
             hint = difflib.get_close_matches(str(key), sorted(KNOWN_ACTIONS), n=1)
             suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
             issues.warning((*loc, key), f"unknown action {key!r}{suggestion}")
+        elif key in NOT_APPLIED_ACTIONS:
+            issues.warning((*loc, key), f"accepted but not applied by callgate: {NOT_APPLIED_ACTIONS[key]}")
         elif key == "SWML" and check_swml is not None and isinstance(value, Mapping):
             check_swml(value, (*loc, key))

@@ -59,6 +59,34 @@ class StepReset(SwmlModel):
     full_reset: FlexBool = False
 
 
+GATHER_TYPES = ("string", "integer", "number", "boolean")
+
+
+class GatherQuestion(SwmlModel):
+    """One question of a step's `gather_info` (the SDK's GatherQuestion)."""
+
+    key: str
+    question: str
+    type: str = "string"  # the JSON schema type of gather_submit's `answer`
+    confirm: FlexBool = False
+    prompt: str | None = None  # extra instructions while this question is asked
+    functions: list[str] | None = None  # document functions offered while this question is asked
+
+    @field_validator("functions", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class GatherInfo(SwmlModel):
+    """A step's `gather_info`: questions asked one at a time, answers kept in global_data."""
+
+    questions: list[GatherQuestion] = Field(default_factory=list)
+    prompt: str | None = None  # the preamble, shown while the questions are asked
+    output_key: str | None = None  # global_data key the answers go under; None: top level
+    completion_action: str | None = None  # "next_step", a step name, or None (back to the step)
+
+
 class ContextStep(SwmlModel):
     """One step of a context: its instructions, completion criteria, tools and where it may go."""
 
@@ -73,7 +101,7 @@ class ContextStep(SwmlModel):
     skip_to_next_step: FlexBool = False
     end: FlexBool = False
     reset: StepReset | None = None
-    gather_info: dict[str, Any] | None = None
+    gather_info: GatherInfo | None = None
 
     @field_validator("valid_steps", "valid_contexts", mode="before")
     @classmethod
@@ -381,6 +409,8 @@ class Params(SwmlModel):
     hard_stop_prompt: str | None = None
     swaig_allow_swml: FlexBool = True
     swaig_allow_settings: FlexBool = True
+    swaig_set_global_data: FlexBool = True  # false: set/unset_global_data actions are refused
+    persist_global_data: FlexBool = True  # global_data carries over to the call's next AI session
     swaig_post_conversation: FlexBool = False
     swaig_allow_private_urls: FlexBool = False
     transfer_allow: list[str] | None = None

@@ -41,12 +41,14 @@ HONOURED: frozenset[str] = frozenset(
         "initial_sleep_ms",
         "local_tz",
         "max_response_tokens",
+        "persist_global_data",
         "save_conversation",
         "static_greeting",
         "static_greeting_no_barge",
         "swaig_allow_swml",
         "swaig_post_conversation",
         "swaig_post_swml_vars",
+        "swaig_set_global_data",
         "wait_for_user",
     }
 )
@@ -106,7 +108,6 @@ IGNORED: dict[str, Ignored] = {
     "max_emotion": Ignored(_VOICE, True, 30),
     "openai_asr_engine": Ignored("the STT engine is callgate's own setting (CALLGATE_STT)", False),
     "outbound_attention_timeout": Ignored("outbound calls use attention_timeout too", True, 120000),
-    "persist_global_data": Ignored("global_data lives for one AI session", False, True),
     "pom_format": Ignored("POM is always rendered as markdown", False, "markdown"),
     "redact_prompt": Ignored("no redaction: keep secrets out of transcripts yourself", False),
     "speak_when_spoken_to": Ignored("the agent answers every utterance", True, False),
@@ -115,8 +116,11 @@ IGNORED: dict[str, Ignored] = {
     "speech_timeout": Ignored(_TURNS, True, 60000),
     "start_paused": Ignored("the agent starts listening at once", True, False),
     "summary_mode": Ignored("the post_prompt answer is reported as SignalWire's default mode", False),
-    "swaig_allow_settings": Ignored("`settings` actions are accepted and not applied", False, True),
-    "swaig_set_global_data": Ignored("set_global_data actions always apply", False, True),
+    "swaig_allow_settings": Ignored(
+        "`settings` actions are accepted and not applied (validate warns about each in the document)",
+        False,
+        True,
+    ),
     "thinking_model": Ignored("no extra thinking turn", False),
     "transfer_summary": Ignored(
         "a warm transfer's summary agent briefs the supervisor instead", False, False
