@@ -3,8 +3,11 @@ ignored ones warn in validate; docs/signalwire-parameters.md lists them all."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from textwrap import dedent
+
+import pytest
 
 from callgate.swml import load_text
 from callgate.swml.known import KNOWN_PARAMS
@@ -90,3 +93,49 @@ def test_validate_warns_about_actions_callgate_does_not_apply() -> None:
     base = "sections.main[0].ai.SWAIG.functions[0].data_map.output.action"
     assert set(warned) == {f"{base}[0].settings", f"{base}[1].end_of_speech_timeout"}
     assert warned[f"{base}[0].settings"].startswith("accepted but not applied by callgate: params are not")
+
+
+def _non_default(default: object) -> object:
+    if isinstance(default, bool):
+        return not default
+    if isinstance(default, int | float):
+        return default + 7
+    return "something-else"
+
+
+@pytest.mark.parametrize("name", sorted(name for name, ignored in IGNORED.items() if ignored.audible))
+def test_every_audible_ignored_param_is_a_validate_warning(name: str) -> None:
+    """The parameter table's promise: no ignored parameter that changes what a caller hears is silent."""
+    value = _non_default(IGNORED[name].default)
+    document = {"sections": {"main": [{"ai": {"prompt": {"text": "hi"}, "params": {name: value}}}]}}
+    result = load_text(json.dumps(document), source="agent.json")
+    warned = {w.path: w.message for w in result.warnings}
+    assert warned.get(f"sections.main[0].ai.params.{name}", "").startswith(
+        f"accepted but ignored by callgate — {IGNORED[name].reason}"
+    ), warned
+
+
+def test_a_check_for_input_function_is_a_validate_warning() -> None:
+    document = {
+        "sections": {
+            "main": [
+                {
+                    "ai": {
+                        "prompt": {"text": "hi"},
+                        "SWAIG": {
+                            "functions": [
+                                {
+                                    "function": "check_for_input",
+                                    "description": "new SMS",
+                                    "web_hook_url": "https://sms.example.com/poll",
+                                }
+                            ]
+                        },
+                    }
+                }
+            ]
+        }
+    }
+    result = load_text(json.dumps(document), source="agent.json")
+    warned = {w.path: w.message for w in result.warnings}
+    assert "not polled by callgate" in warned["sections.main[0].ai.SWAIG.functions[0].function"]

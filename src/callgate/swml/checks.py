@@ -242,6 +242,12 @@ def _functions(ai: AI, loc: Loc, issues: IssueCollector) -> None:
             issues.warning(
                 (*floc, "function"), f"{name!r} is not a valid tool name (letters, digits, _ and -)"
             )
+        if name == "check_for_input":
+            issues.warning(
+                (*floc, "function"),
+                "accepted but not polled by callgate: SignalWire calls check_for_input every "
+                "params.input_poll_freq ms to feed outside input (an SMS) to the AI; callgate does not",
+            )
         if not function.description_text:
             issues.warning(
                 floc, "the function has no `description` (or `purpose`): the model will not know its use"

@@ -100,7 +100,9 @@ IGNORED: dict[str, Ignored] = {
     "inner_dialog_model": Ignored("no background inner-dialog model", False),
     "inner_dialog_prompt": Ignored("no background inner-dialog model", False),
     "inner_dialog_synced": Ignored("no background inner-dialog model", False, False),
-    "input_poll_freq": Ignored("no check_for_input polling", False, 2000),
+    "input_poll_freq": Ignored(
+        "no check_for_input polling (validate warns about a check_for_input function)", False, 2000
+    ),
     "interrupt_on_noise": Ignored("only speech (VAD + words) barges in", True, False),
     "interrupt_prompt": Ignored("crosstalk is not reported to the model", True),
     "languages_enabled": Ignored("has no effect on SignalWire either", False),
