@@ -564,7 +564,11 @@ async def test_template_functions_in_a_data_map_use_the_calls_clock(
                         {
                             "url": server.base + "/logs",
                             "method": "POST",
-                            "params": {"timestamp": "@{strftime_tz America/Chicago %Y-%m-%d %H:%M:%S}"},
+                            "params": {
+                                "timestamp": "@{strftime_tz America/Chicago %Y-%m-%d %H:%M:%S}",
+                                "call_id": "${call.call_id}",
+                                "from": "${call.from}",
+                            },
                             "output": {"response": "Logged at @{strftime_tz UTC %H:%M}.@{sleep 1.5}"},
                         }
                     ]
@@ -575,7 +579,11 @@ async def test_template_functions_in_a_data_map_use_the_calls_clock(
     )
     runtime = make_runtime(ai, http, clock=FixedClock(EPOCH))
     logged = await runtime.call("log_call", "{}")
-    assert server.only("POST", "/logs").json == {"timestamp": "2026-11-22 09:04:05"}
+    assert server.only("POST", "/logs").json == {
+        "timestamp": "2026-11-22 09:04:05",
+        "call_id": runtime.context.call_id,
+        "from": "+15551230000",
+    }
     assert logged.response == "Logged at 15:04."
     assert logged.pause == 1.5
     spelled = await runtime.call("spell", '{"code": "AB1"}')

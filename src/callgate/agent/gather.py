@@ -13,6 +13,7 @@ the answer back first. Pure: no call, no clock.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,7 +99,7 @@ class Gathering:
         else:
             global_data[key] = answer
 
-    def instruction(self, render: Any) -> str:
+    def instruction(self, render: Callable[[str], str]) -> str:
         """The open question as the model is told it (SignalWire's wording where the SDK shows it)."""
         question = self.question
         assert question is not None

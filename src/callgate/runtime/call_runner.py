@@ -362,6 +362,7 @@ class CallRunner:
             "caller_id_num": ctx.caller_id_num,
             "caller_id_name": ctx.caller_id_name,
             "to_number": ctx.to_number,
+            "call": ctx.call_scope(),
             **self.setup.variables,
         }
 

@@ -29,3 +29,11 @@ class CallContext:
     conversation_id: str | None = None
     # Whether the caller's leg is still up; SignalWire reports it to webhooks as `channel_active`.
     channel_active: bool = True
+
+    def call_scope(self) -> dict[str, Any]:
+        """SignalWire's `call` variable scope (`${call.from}`, `${call.call_id}`), as its template
+        examples use it in data_map webhooks and prompts."""
+        scope: dict[str, Any] = {"call_id": self.call_id, "from": self.caller_id_num, "to": self.to_number}
+        if self.caller_id_name:
+            scope["caller_id_name"] = self.caller_id_name
+        return scope

@@ -479,6 +479,7 @@ class FunctionRuntime:
             "space_id": c.space_id,
             "app_name": self.ai.params.app_name or c.app_name,
             "SWMLVars": c.swml_vars,
+            "call": c.call_scope(),
         }
         if include_meta:
             data["meta_data"] = self.meta_data_for(function)
