@@ -81,6 +81,20 @@ def test_each_question_is_asked_alone_with_only_gather_submit(monkeypatch: pytes
     change = next(d for k, d in kinds if k == "step-change")
     assert change["by"] == "gather_complete" and change["from_step"] == "intake"
 
+    # The report: the answers in global_data, each gather_submit in the swaig log, none in call_log.
+    report = next(x.json for x in result.outcome.http if x.url == "https://clinic.example.com/post")
+    assert report["global_data"]["patient"] == {"full_name": "Ann Lee", "age": 42, "reason": "A sore knee"}
+    logged = [(e["command_name"], e["post_response"]["response"]) for e in report["swaig_log"]]
+    assert logged == [
+        ("gather_submit", "Rejected: confirm the answer with the user before submitting it."),
+        ("gather_submit", "Answer recorded."),
+        ("verify_age", "An age of 42 is fine."),
+        ("gather_submit", "Answer recorded."),
+        ("gather_submit", "All questions are answered."),
+    ]
+    in_log = [c["function"]["name"] for m in report["call_log"] for c in m.get("tool_calls", [])]
+    assert in_log == ["verify_age"]
+
 
 CONTEXTS: dict[str, Any] = {
     "default": {

@@ -776,8 +776,8 @@ class AgentSession:
 
     def _gather_submit(self, call: ToolCall, arguments: dict[str, Any], pending: _Pending) -> None:
         """SignalWire's gather_submit: the answer goes to global_data, the next question replaces the
-        instruction; the call leaves no trace in the history the model sees (the timeline and the
-        swaig log keep it)."""
+        instruction; the call leaves no trace in the history the model sees (the timeline, the report's
+        swaig_log and raw_call_log keep it)."""
         assert self.steps is not None
         gathering = self.steps.gathering
         submission, move = self.steps.gather_submit(arguments)
@@ -789,6 +789,7 @@ class AgentSession:
         if submission.rejected is None:
             gathering.store(self.functions.global_data, submission.key, submission.answer)
         self.outcome.functions.append(FunctionCallRecord(call.name, arguments, submission.for_model()))
+        self.functions.log_native(call.name, call.arguments, submission.for_model())
         self.conversation.forget_tool_call(call.id)
         if move is not None:
             self._moved(move)

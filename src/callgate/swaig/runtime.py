@@ -550,6 +550,10 @@ class FunctionRuntime:
             exempt=self.guard_exempt,
         )
 
+    def log_native(self, name: str, command_arg: str, response: str) -> None:
+        """A native function the engine itself carried out (gather_submit) goes in the swaig log."""
+        self._log(name, command_arg, None, {}, {"response": response})
+
     def _log(
         self, name: str, command_arg: str, url: str | None, post_data: dict[str, Any], answer: Any
     ) -> SwaigLogEntry:
