@@ -17,9 +17,17 @@ from callgate.telephony.base import EndedReason
 
 
 class ReplySpeech:
-    def __init__(self, speaker: Speaker, *, text_commands: bool, note: Callable[..., None]) -> None:
+    def __init__(
+        self,
+        speaker: Speaker,
+        *,
+        text_commands: bool,
+        note: Callable[..., None],
+        on_sentence: Callable[[], None] | None = None,
+    ) -> None:
         self._speaker = speaker
         self._note = note
+        self._on_sentence = on_sentence  # told each time a sentence goes to speech (reply deadline)
         self._commands = CommandFilter(enabled=text_commands)
         self._splitter = SentenceSplitter(eager=True)  # first audio as soon as a sentence is surely over
         self._parts: list[str] = []
@@ -46,14 +54,19 @@ class ReplySpeech:
 
     def _flush_sentences(self) -> None:
         for sentence in self._splitter.flush():
-            self._speaker.say_soon(sentence)
+            self._say(sentence)
+
+    def _say(self, sentence: str) -> None:
+        self._speaker.say_soon(sentence)
+        if self._on_sentence is not None and sentence.strip():
+            self._on_sentence()
 
     def _handle(self, pieces: list[Piece]) -> None:
         for piece in pieces:
             if isinstance(piece, Speech):
                 if not self.command:  # a command ends the reply's speech
                     for sentence in self._splitter.feed(piece.text):
-                        self._speaker.say_soon(sentence)
+                        self._say(sentence)
             elif isinstance(piece, BadCommand):
                 self._note("bad-command", raw=piece.raw, reason=piece.reason)
             elif self.command:

@@ -31,6 +31,7 @@ from callgate.agent.decisions import (
 from callgate.agent.gather import GATHER_SUBMIT
 from callgate.agent.history import Conversation, parse_arguments
 from callgate.agent.reply import ReplySpeech
+from callgate.agent.reply_deadline import DEFAULT_REPLY_SECONDS, DEFAULT_SPEECHLESS_SECONDS, ReplyDeadline
 from callgate.agent.routes import Routes
 from callgate.agent.speaker import Speaker
 from callgate.agent.steps import NAVIGATION_TOOLS, NEXT_STEP, Move, MoveBy, StepMachine, choose_fillers
@@ -38,6 +39,7 @@ from callgate.agent.transfer_targets import choose_target, is_dynamic, tool_sche
 from callgate.llm.client import ChatModel
 from callgate.llm.phrases import match_end_call_phrase
 from callgate.llm.types import (
+    FALLBACK_NO_REPLY,
     ModelError,
     ModelSettings,
     StreamDone,
@@ -152,7 +154,7 @@ class AgentSession:
         self.steps = steps
         if steps is not None:
             conversation.step_prompt = steps.prompt_section()
-        self.speaker = Speaker(call, ai.pronounce, on_spoken=self._on_spoken)
+        self.speaker = Speaker(call, ai.pronounce, on_spoken=self._on_spoken, on_refused=self._on_refused)
         self._inputs: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -168,6 +170,11 @@ class AgentSession:
         self.output_tokens = 0
         self._deferred: list[_Deferred] = []
         self._late_inputs: list[str] = []  # user_input from deferred actions, after tool results
+        self._turn: asyncio.Task[None] | None = None  # the turn in progress (preempt() cancels it)
+        self._preempted = False
+        self._final = False  # the hard stop's last turn: no tools, then the call ends
+        self._turn_queued = 0  # the speaker's count of queued texts when the turn began
+        self._done = asyncio.Event()
 
     # ------------------------------------------------------------ outside world
 
@@ -188,6 +195,30 @@ class AgentSession:
     def close(self) -> None:
         """Wake the loop so it notices the call has ended."""
         self._inputs.put_nowait(("end", ""))
+
+    async def preempt(self) -> None:
+        """Stop the turn in progress at once (the hard stop): its model stream, functions, hold,
+        `wait_seconds` or transfer are cancelled and cleaned up (a warm transfer hangs up the
+        supervisor), and what the agent was saying is cut. Returns once the turn has stopped."""
+        self.speaker.cancel()
+        turn = self._turn
+        if turn is None or turn.done():
+            return
+        self._preempted = True
+        turn.cancel()
+        await asyncio.wait({turn})
+
+    def final_turn(self, prompt: str) -> None:
+        """The hard stop: what the caller queued is dropped; the next turn answers `prompt` (no
+        tools, the reply bounded like any other) and then ends the call."""
+        while not self._inputs.empty():
+            self._inputs.get_nowait()
+        self._final = True
+        self._submit("hard_stop", prompt)
+
+    async def wait_done(self) -> None:
+        """Returns once `run()` has returned."""
+        await self._done.wait()
 
     def _submit(self, kind: str, text: str) -> None:
         self._idle.clear()
@@ -233,19 +264,21 @@ class AgentSession:
                     self.speaker.begin_turn()
                     if self.ai.params.static_greeting_no_barge:
                         self.speaker.protect()
-                    await self.speaker.say(greeting)
+                    await self._run_turn(self.speaker.say(greeting))
                 else:
-                    await self._respond()
+                    await self._run_turn(self._respond())
                 self._settle()
             while not self._finished and self._is_live():
                 kind, text = await self._inputs.get()
                 if kind == "end" or not self._is_live():
                     break
+                if self._final and kind != "hard_stop":
+                    continue  # the hard stop's turn comes next; nothing else is answered
                 if kind == "user":
                     self.conversation.add_user(text, self.now())
                 else:
                     self.conversation.add_system(text, self.now())
-                await self._respond(final=(kind == "hard_stop"))
+                await self._run_turn(self._respond(final=(kind == "hard_stop")))
                 self._settle()
         except CallEnded:
             self.note("caller-gone")
@@ -254,7 +287,24 @@ class AgentSession:
             self._idle.set()
             if self._background is not None:
                 await self._background.stop()
+            self._done.set()
         return self.result
+
+    async def _run_turn(self, work: Awaitable[None]) -> None:
+        """One turn as its own task, so the hard stop can stop it (`preempt`) without stopping the
+        conversation; any other cancellation (the caller hung up) goes on through."""
+        turn = asyncio.ensure_future(work)
+        self._turn = turn
+        try:
+            await turn
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not self._preempted or (task is not None and task.cancelling()):
+                raise
+            self.note("turn-preempted")
+        finally:
+            self._turn = None
+            self._preempted = False
 
     async def _startup_hook(self) -> bool:
         """SignalWire's `startup_hook` (or `start_hook`): run once before the first model request.
@@ -293,10 +343,11 @@ class AgentSession:
     async def _respond(self, *, final: bool = False) -> None:
         """One turn: model rounds until the model stops calling tools or the turn ends the call."""
         self.speaker.begin_turn()
+        self._turn_queued = self.speaker.queued
         if final:
             self.speaker.protect()  # the hard stop's last word is never cut
         since = len(self.conversation.messages)
-        for _round in range(self.options.max_tool_rounds):
+        for _round in range(1 if final else self.options.max_tool_rounds):
             if not self._is_live():
                 self._finished = True
                 return
@@ -314,7 +365,10 @@ class AgentSession:
                 self._moved(move)
                 await self._enter([move])
         else:
-            self.note("tool-rounds-exhausted", limit=self.options.max_tool_rounds)
+            if not final:
+                # The model kept calling functions: the turn still ends with something said.
+                self.note("tool-rounds-exhausted", limit=self.options.max_tool_rounds)
+                await self._fallback(FALLBACK_NO_REPLY, "tool-rounds-exhausted")
         if self.speaker.cut:
             await self.speaker.drain()
             heard = " ".join(self.speaker.heard)
@@ -326,22 +380,49 @@ class AgentSession:
 
     # ------------------------------------------------------------ one model request
 
+    def _reply_deadline(self) -> ReplyDeadline:
+        params = self.ai.params
+        speechless = params.reply_speechless_timeout
+        whole = params.reply_timeout
+        return ReplyDeadline(
+            self.clock,
+            speechless=DEFAULT_SPEECHLESS_SECONDS if speechless is None else speechless / 1000.0,
+            whole=DEFAULT_REPLY_SECONDS if whole is None else whole / 1000.0,
+        )
+
     async def _model_round(self) -> RoundResult:
-        reply = ReplySpeech(self.speaker, text_commands=self.ai.params.text_commands, note=self.note)
+        deadline = self._reply_deadline()
+        reply = ReplySpeech(
+            self.speaker,
+            text_commands=self.ai.params.text_commands,
+            note=self.note,
+            on_sentence=deadline.spoke,
+        )
         tool_calls: list[ToolCall] = []
-        tools = self._tools()
+        nameless = 0
+        tools = [] if self._final else self._tools()
+        queued = self.speaker.queued
         self.note("model-request", messages=len(self.conversation.request_messages()))
         try:
-            async for event in self.model.stream(
-                self.conversation.request_messages(), tools or None, self.settings
-            ):
-                if isinstance(event, TextDelta):
-                    reply.feed(event.text)
-                elif isinstance(event, ToolCallsReady):
-                    tool_calls = list(event.calls)
-                elif isinstance(event, StreamDone):
-                    self.input_tokens += event.input_tokens
-                    self.output_tokens += event.output_tokens
+            try:
+                async for event in self.model.stream(
+                    self.conversation.request_messages(), tools or None, self.settings
+                ):
+                    if isinstance(event, TextDelta):
+                        reply.feed(event.text)
+                    elif isinstance(event, ToolCallsReady):
+                        tool_calls = list(event.calls)
+                        nameless = event.nameless
+                    elif isinstance(event, StreamDone):
+                        self.input_tokens += event.input_tokens
+                        self.output_tokens += event.output_tokens
+            except asyncio.CancelledError:
+                if not deadline.expired():
+                    raise
+                # The model trickles or stalls between sentences: abandon it (no retry once tokens came).
+                raise ModelError("timeout", deadline.fired or "reply deadline", bool(reply.text)) from None
+            finally:
+                deadline.close()
         except ModelError as error:
             if not reply.command:
                 return await self._model_failed(error, reply)
@@ -352,6 +433,8 @@ class AgentSession:
         self.conversation.add_assistant(reply.text, tool_calls, self.now())
         if reply.text:
             self.note("assistant", text=reply.text)
+        if nameless:
+            self.note("tool-call-without-name", count=nameless)
 
         if self._deferred:
             deferred = await self._run_deferred(tool_calls)
@@ -367,6 +450,12 @@ class AgentSession:
             return await self._finish_command(reply)
         if tool_calls:
             return await self._run_tools(tool_calls)
+        if self.speaker.queued == queued:
+            # Nothing to say (an empty reply, only markup, a tool call without a name): recorded, and
+            # a turn that has said nothing at all says the fallback instead of leaving silence.
+            self.note("empty-reply", **({"raw": reply.text} if reply.text else {}))
+            if self.speaker.queued == self._turn_queued and not self._final:
+                await self._fallback(FALLBACK_NO_REPLY, "empty-reply")
         await self.speaker.drain()
         if self._phrase_hit is not None:
             await self._end(Hangup(EndedReason.ASSISTANT_SAID_END_CALL_PHRASE, self._phrase_hit))
@@ -399,6 +488,13 @@ class AgentSession:
             if deferred is not None:
                 return deferred
         return RoundResult()
+
+    async def _fallback(self, text: str, why: str) -> None:
+        """Say `text` in place of the answer the model did not give, and keep it in the history."""
+        self.note("fallback", text=text, why=why)
+        self.conversation.add_assistant(text, [], self.now())
+        self.speaker.say_soon(text)
+        await self.speaker.drain()
 
     async def _finish_command(self, reply: ReplySpeech) -> RoundResult:
         self.speaker.protect()
@@ -867,6 +963,9 @@ class AgentSession:
                 )
 
     # ------------------------------------------------------------ ending
+
+    def _on_refused(self, text: str, why: str) -> None:
+        self.note("speech-refused", text=text, why=why)
 
     def _on_spoken(self, text: str) -> None:
         if self._phrase_hit is None and self.ai.params.end_call_phrases:

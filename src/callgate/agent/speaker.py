@@ -2,7 +2,7 @@
 
 Sentences are queued as the model streams and spoken one after another by a single task, so speech
 starts before the model has finished, yet the order is fixed and `drain()` returns only once the last
-frame of the last sentence has been played.
+frame of the last sentence has been played — including text another task queued while it waited.
 
 Barge-in: `barge_in()` cuts the sentence playing and drops the rest of the turn's speech, unless the
 speech is `protect()`ed — what is said after a turn has decided to hang up or transfer is never cut.
@@ -12,11 +12,15 @@ speech is `protect()`ed — what is said after a turn has decided to hang up or 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
+from collections import deque
 from collections.abc import Callable
 
 from callgate.swml.models import Pronounce
 from callgate.telephony.base import Call, CallEnded, SpeechInterrupted, SpeechRefused
+
+log = logging.getLogger(__name__)
 
 
 def apply_pronounce(text: str, rules: list[Pronounce]) -> str:
@@ -33,16 +37,24 @@ class Speaker:
         call: Call,
         pronounce: list[Pronounce],
         on_spoken: Callable[[str], None] | None = None,
+        on_refused: Callable[[str, str], None] | None = None,
     ) -> None:
         self._call = call
         self._pronounce = pronounce
         self._on_spoken = on_spoken
-        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self._on_refused = on_refused
+        # One state for the queue and its worker: the worker only ever stops with the queue empty
+        # (no await between the check and `_idle.set()`), so nothing queued is left behind.
+        self._queue: deque[str] = deque()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._task: asyncio.Task[None] | None = None
-        self._failed: BaseException | None = None
+        self._failed: CallEnded | None = None
+        self._error: Exception | None = None  # an unexpected failure of the channel, raised by drain()
         self.spoken: list[str] = []
         self.refused: list[str] = []
         self.heard: list[str] = []  # what the caller heard of this turn (cut sentences: the words played)
+        self.queued = 0  # texts accepted by say_soon so far (a turn that queued nothing said nothing)
         self._speaking = False
         self._protected = False
         self._cut = False
@@ -81,9 +93,11 @@ class Speaker:
         text = text.strip()
         if not text or (self._cut and not self._protected):
             return
+        self.queued += 1
+        self._queue.append(text)
+        self._idle.clear()
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="speaker")
-        self._queue.put_nowait(text)
 
     async def say(self, text: str) -> None:
         """Speak `text` after what is queued, and return when it has finished playing."""
@@ -91,46 +105,63 @@ class Speaker:
         await self.drain()
 
     async def drain(self) -> None:
-        """Wait until everything queued has been played. Raises CallEnded if the leg went away."""
-        if self._task is not None and not self._task.done():
-            self._queue.put_nowait(None)
-            await asyncio.shield(self._task)
+        """Wait until everything queued — by any task, before or while waiting — has been played.
+        Raises CallEnded if the leg went away."""
+        while not self._idle.is_set():
+            await self._idle.wait()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
         if self._failed is not None:
-            failure, self._failed = self._failed, None
-            raise CallEnded(str(failure)) from failure
+            raise CallEnded(str(self._failed)) from self._failed
 
     def cancel(self) -> None:
+        """Stop speaking at once and forget what is queued (the call is over or preempted)."""
+        self._queue.clear()
         if self._task is not None:
             self._task.cancel()
-        while not self._queue.empty():
-            self._queue.get_nowait()
+        self._speaking = False
+        self._idle.set()
 
     async def _run(self) -> None:
-        while True:
-            text = await self._queue.get()
-            if text is None:
-                return
-            if self._cut and not self._protected:
-                continue  # the caller barged in: the rest of the turn is not said
-            self._speaking = True
-            try:
-                await self._call.say(apply_pronounce(text, self._pronounce))
-            except SpeechInterrupted as exc:
-                if exc.heard:
-                    self.heard.append(exc.heard)
-                continue
-            except CallEnded as exc:
-                self._failed = exc
-                while not self._queue.empty():
-                    self._queue.get_nowait()
-                return
-            except SpeechRefused:
-                # Held or bridged: the caller cannot hear it, so it was not said.
-                self.refused.append(text)
-                continue
-            finally:
+        try:
+            while self._queue:
+                text = self._queue.popleft()
+                if self._cut and not self._protected:
+                    continue  # the caller barged in: the rest of the turn is not said
+                await self._speak(text)
+                if self._failed is not None:
+                    self._queue.clear()
+        except Exception as exc:  # not the leg's known failures: drain() raises it (a crash)
+            self._error = exc
+            self._queue.clear()
+        finally:
+            # A worker superseded after cancel() leaves the state to the new one.
+            if self._task is asyncio.current_task():
                 self._speaking = False
-            self.spoken.append(text)
-            self.heard.append(text)
-            if self._on_spoken is not None:
-                self._on_spoken(text)
+                self._idle.set()
+
+    async def _speak(self, text: str) -> None:
+        self._speaking = True
+        try:
+            await self._call.say(apply_pronounce(text, self._pronounce))
+        except SpeechInterrupted as exc:
+            if exc.heard:
+                self.heard.append(exc.heard)
+            return
+        except CallEnded as exc:
+            self._failed = exc
+            return
+        except SpeechRefused as exc:
+            # Held or bridged: the caller cannot hear it, so it was not said — but never silently.
+            self.refused.append(text)
+            log.info("speech refused (%s): %r", exc, text)
+            if self._on_refused is not None:
+                self._on_refused(text, str(exc))
+            return
+        finally:
+            self._speaking = False
+        self.spoken.append(text)
+        self.heard.append(text)
+        if self._on_spoken is not None:
+            self._on_spoken(text)

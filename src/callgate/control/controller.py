@@ -88,6 +88,9 @@ class CallController:
         # for the agent then: the caller may hang up while the destination rings).
         # Called when the caller goes on hold or into a transfer (drivers stop waiting for the agent).
         self.on_transferring: Callable[[], None] | None = None
+        # A timer decided the call ends (begin_closing): the reason the hang-up will carry.
+        self._closing: tuple[EndedReason, str] | None = None
+        self._hanging_up = False
 
     # ------------------------------------------------------------ helpers
 
@@ -147,11 +150,34 @@ class CallController:
             self.state.to(CallState.ACTIVE)
             self.note("unhold")
 
+    def begin_closing(self, reason: EndedReason, detail: str = "") -> bool:
+        """A timer decided the call ends, but a goodbye is still to play: from now on the call is
+        `ENDING` (no new turns, no model requests); `hangup()` completes it with this reason.
+        False if the call is already ending or over."""
+        if not self.live:
+            return False
+        self.state.to(CallState.ENDING)
+        self._closing = (reason, detail)
+        self.note("closing", reason=str(reason), **({"detail": detail} if detail else {}))
+        return True
+
+    @property
+    def closing(self) -> bool:
+        """Decided to end (begin_closing) and not hung up yet."""
+        return self._closing is not None and not self._hanging_up and self.state.state is CallState.ENDING
+
     async def hangup(self, reason: EndedReason, detail: str = "") -> None:
         """End the call once; later requests (and their reasons) are ignored but logged."""
-        if self.state.state in (CallState.ENDING, CallState.ENDED):
+        if (
+            self._hanging_up
+            or self.state.state is CallState.ENDED
+            or (self.state.state is CallState.ENDING and self._closing is None)
+        ):
             self.note("hangup-ignored", reason=str(reason), why="call already ending")
             return
+        if self._closing is not None:
+            reason, detail = self._closing  # the decision to close named the reason first
+        self._hanging_up = True
         self.state.to(CallState.ENDING)
         self._mark_ended(reason, detail)
         try:
@@ -159,12 +185,28 @@ class CallController:
         finally:
             self.state.to(CallState.ENDED)
 
+    async def take_back(self) -> None:
+        """The caller off hold and out of an unfinished transfer (their turn was stopped, e.g. by
+        the hard stop), so they hear what is said next."""
+        if self.state.state not in (CallState.HELD, CallState.TRANSFERRING) or self.call.ended:
+            return
+        try:
+            await self.call.unhold()
+        except CallEnded:
+            self.remote_hangup()
+            return
+        self.state.to(CallState.ACTIVE)
+        self.note("unhold", why="taken back")
+
     def remote_hangup(self, cause: str = "hangup") -> None:
         """The caller left: the call is over whatever was in flight."""
         if self.state.state == CallState.ENDED:
             return
         if self.outcome.ended_reason is None:
-            self._mark_ended(EndedReason.CUSTOMER_ENDED_CALL, cause)
+            if self._closing is not None:  # the caller left during the goodbye: the decision stands
+                self._mark_ended(*self._closing)
+            else:
+                self._mark_ended(EndedReason.CUSTOMER_ENDED_CALL, cause)
         self.state.to(CallState.ENDED)
 
     def _mark_ended(self, reason: EndedReason, detail: str) -> None:

@@ -113,6 +113,11 @@ class ToolCallAssembler:
         # Neither id nor index: a continuation of the latest call.
         return self._partials[-1] if self._partials else None
 
+    @property
+    def nameless(self) -> int:
+        """How many calls came without a name (dropped by `calls()`)."""
+        return sum(1 for p in self._partials if not p.name)
+
     def calls(self) -> list[ToolCall]:
         """The calls so far, in order of first appearance; calls without a name are dropped."""
         return [

@@ -396,8 +396,8 @@ class OpenAIChatModel:
                 retryable=not produced_text,
             )
         calls = assembler.calls()
-        if calls:
-            yield ToolCallsReady(calls)
+        if calls or assembler.nameless:
+            yield ToolCallsReady(calls, nameless=assembler.nameless)
         yield StreamDone(
             finish_reason=finish_reason,
             input_tokens=input_tokens,

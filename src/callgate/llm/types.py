@@ -44,6 +44,9 @@ class ToolCallsReady:
     """Every tool call of the reply, deduplicated; emitted once, after the last text."""
 
     calls: list[ToolCall]
+    # Calls the model streamed without a function name: they cannot run and are left out of
+    # `calls`, but the engine must know the reply was not simply empty.
+    nameless: int = 0
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import asyncio
 import copy
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from callgate.durations import parse_hard_stop
 from callgate.llm.client import ChatModel
 from callgate.llm.factory import model_settings
 from callgate.records.timing import TimedModel
+from callgate.redact import redact
 from callgate.runtime.consult import ConsultRegistry
 from callgate.runtime.warm_wiring import install_warm
 from callgate.swaig.context import CallContext
@@ -74,6 +75,13 @@ ModelFactory = Callable[[str, AI], ChatModel]
 
 APOLOGY_SECONDS = 15.0
 """How long a crashed call's apology may take before the line is closed anyway."""
+
+FINAL_WORDS_SECONDS = 60.0
+"""How long the hard stop's last turn (the model's answer to hard_stop_prompt, spoken) may take
+before the call is hung up anyway."""
+
+CLOSING_SECONDS = 60.0
+"""How long a timer's goodbye may take to play before the line is closed anyway."""
 
 
 @dataclass
@@ -147,6 +155,7 @@ class CallRunner:
         self._main_variables: dict[str, Any] = {}
         self._watch: SilenceWatch | None = None
         self._main: asyncio.Task[None] | None = None
+        self._closer: asyncio.Task[None] | None = None  # a timer's goodbye, then the hang-up
         self._crash: BaseException | None = None
         self._session_ready = asyncio.Event()
         self.ended = asyncio.Event()
@@ -247,12 +256,14 @@ class CallRunner:
             except Exception as exc:
                 crash = exc
             if crash is not None:
+                # Whoever runs the call, the caller hears an apology and the record says why.
+                await self._crashed(crash)
                 if not self.setup.contain_crashes:
                     raise crash
-                await self._crashed(crash)
         finally:
             if self._watch is not None:
                 self._watch.stop()
+            await self._finish_closing()
             if self.controller.state.state != CallState.ENDED:
                 await self.controller.hangup(EndedReason.ASSISTANT_ENDED_CALL, "call runner finished")
             if not events.done():
@@ -284,19 +295,38 @@ class CallRunner:
             return
         self.note("hook-result", name=name, response=result.response, error=result.error)
 
-    def _events_done(self, task: asyncio.Task[None]) -> None:
-        """The caller's events stopped being read because of a failure: the call cannot go on."""
+    def _events_done(self, task: asyncio.Task[Any]) -> None:
+        """A task of the call (reading the caller's events, a timer, a goodbye) failed: the call
+        cannot go on, and the failure must not vanish with the task."""
         if task.cancelled() or task.exception() is None:
             return
-        self._crash = task.exception()
+        if self._crash is None:
+            self._crash = task.exception()
         if self._main is not None and not self._main.done():
             self._main.cancel()
+
+    def _background(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.create_task(work, name=name)
+        task.add_done_callback(self._events_done)
+        return task
+
+    async def _finish_closing(self) -> None:
+        """A timer's goodbye still playing is heard to its end before the call is torn down."""
+        closer = self._closer
+        if closer is None or closer.done():
+            return
+        try:
+            await within(self.clock, CLOSING_SECONDS, asyncio.wait({closer}))
+        except Deadline:
+            self.note("closing-timeout", seconds=CLOSING_SECONDS)
+            closer.cancel()
 
     async def _crashed(self, error: BaseException) -> None:
         """An unexpected failure ends this call alone: the caller hears an apology (the same
         goodbye as a model that keeps failing), then the call ends with `pipeline-error`."""
-        log.error("call failed: %s: %s", type(error).__name__, error, exc_info=error)
-        self.note("crash", error=f"{type(error).__name__}: {error}")
+        reason = redact(f"{type(error).__name__}: {error}")[:300]
+        log.error("call failed: %s", reason, exc_info=error)
+        self.note("crash", error=reason)
         session = self.session
         if session is not None:
             session.speaker.cancel()
@@ -308,9 +338,9 @@ class CallRunner:
             except Exception as exc:  # Deadline, or the leg may be what broke
                 self.note("apology-failed", error=f"{type(exc).__name__}: {exc}")
         try:
-            await self.controller.hangup(EndedReason.PIPELINE_ERROR, "internal-error")
+            await self.controller.hangup(EndedReason.PIPELINE_ERROR, f"internal-error: {reason}")
         except Exception as exc:
-            log.warning("hang-up after a failure failed too: %s", exc)
+            log.warning("hang-up after a failure failed too: %s", redact(str(exc)))
             self.controller.remote_hangup("internal-error")
 
     def _swml_context(self, origin: TransferOrigin = "document") -> SwmlContext:
@@ -523,7 +553,7 @@ class CallRunner:
         session.on_idle = lambda: watch.set_waiting(not self.caller_on_hold)
         session.on_busy = lambda: watch.set_waiting(False)
         self._watch = watch
-        watch_task = asyncio.create_task(watch.run(), name="silence-watch")
+        watch_task = self._background(watch.run(), "silence-watch")
         hard_stop = self._hard_stop_task(ai, session)
         self._session_ready.set()
         try:
@@ -609,13 +639,12 @@ class CallRunner:
         )
 
         async def on_inactivity() -> None:
-            self.note("silence-timeout", seconds=policy.inactivity)
-            session.speaker.protect()  # a goodbye is never cut
-            try:
-                await session.speaker.say(policy.goodbye)
-            except CallEnded:
+            # Decided: from here on the call is closing — caller speech during the goodbye starts
+            # no turn and no model request.
+            if not self.controller.begin_closing(EndedReason.SILENCE_TIMED_OUT):
                 return
-            await self._end_from_timer(EndedReason.SILENCE_TIMED_OUT, session)
+            self.note("silence-timeout", seconds=policy.inactivity)
+            self._close_with(policy.goodbye, EndedReason.SILENCE_TIMED_OUT, session)
 
         def on_attention(prompt: str) -> None:
             self.note("attention-timeout", seconds=policy.attention)
@@ -631,14 +660,42 @@ class CallRunner:
 
         async def fire() -> None:
             await self.clock.sleep(max(0.0, seconds - (self.clock.monotonic() - self.started_at)))
-            self.note("hard-stop", seconds=seconds)
-            if prompt:
-                session.submit_prompt("hard_stop", prompt)
+            if not self.controller.live:
                 return
-            await session.speaker.drain()
-            await self._end_from_timer(EndedReason.EXCEEDED_MAX_DURATION, session)
+            self.note("hard-stop", seconds=seconds)
+            # Hard: whatever the turn in progress was waiting for (the model, a webhook, a hold,
+            # wait_seconds, a warm transfer's briefing) is stopped now, not waited for.
+            if not prompt:
+                self.controller.begin_closing(EndedReason.EXCEEDED_MAX_DURATION)
+            await session.preempt()
+            if not prompt:
+                await self._end_from_timer(EndedReason.EXCEEDED_MAX_DURATION, session)
+                return
+            await self.controller.take_back()
+            session.final_turn(prompt)
+            try:
+                await within(self.clock, FINAL_WORDS_SECONDS, session.wait_done())
+            except Deadline:
+                self.note("hard-stop-forced", seconds=FINAL_WORDS_SECONDS)
+            if self.controller.live:
+                await self._end_from_timer(EndedReason.EXCEEDED_MAX_DURATION, session)
 
-        return asyncio.create_task(fire(), name="hard-stop")
+        return self._background(fire(), "hard-stop")
+
+    def _close_with(self, goodbye: str, reason: EndedReason, session: AgentSession) -> None:
+        """The goodbye plays in full in a task of its own (stopping the silence watch or the AI
+        session must not cut it), then the call is hung up with `reason`."""
+
+        async def close() -> None:
+            session.speaker.protect()  # a goodbye is never cut
+            try:
+                await session.speaker.say(goodbye)
+            except CallEnded:
+                self.controller.remote_hangup()
+                return
+            await self._end_from_timer(reason, session)
+
+        self._closer = self._background(close(), "closing")
 
     async def _end_from_timer(self, reason: EndedReason, session: AgentSession) -> None:
         """A timer ends the call: hang up, then stop whatever the agent still had in flight (a model
@@ -672,6 +729,8 @@ class CallRunner:
                 if self._watch is not None:
                     self._watch.caller_activity()
                 session = self.session
+                if not self.controller.live:
+                    continue  # closing (a goodbye is playing) or over: no new turn
                 if session is not None and not session.finished:
                     session.submit_user(event.text)
                 elif session is None:
@@ -685,9 +744,23 @@ class CallRunner:
                     self._watch.caller_activity()
                 if self.session is not None and not self.session.finished:
                     self.session.submit_user(f"DTMF: {event.digits}")
-            elif isinstance(event, RemoteHangup | MediaTimeout):
-                self.note("caller-hangup", cause=getattr(event, "cause", "media-timeout"))
-                self.controller.remote_hangup(getattr(event, "cause", "media-timeout"))
+            elif isinstance(event, MediaTimeout):
+                # The far end went quiet for good: the leg itself must be hung up (on a trunk the
+                # line stays open otherwise), recorded as the caller's end with its cause.
+                self.note("media-timeout")
+                try:
+                    await self.controller.hangup(EndedReason.CUSTOMER_ENDED_CALL, "media-timeout")
+                except Exception as exc:  # the leg is what failed: the call is over regardless
+                    log.warning("hang-up after a media timeout failed: %s", redact(str(exc)))
+                    self.controller.remote_hangup("media-timeout")
+                if self.session is not None:
+                    self.session.speaker.cancel()
+                if self._main is not None:
+                    self._main.cancel()
+                return
+            elif isinstance(event, RemoteHangup):
+                self.note("caller-hangup", cause=event.cause)
+                self.controller.remote_hangup(event.cause)
                 if self.session is not None:
                     self.session.speaker.cancel()
                 if self._main is not None:

@@ -432,6 +432,10 @@ class Params(SwmlModel):
     background_file: str | None = None
     background_file_loops: FlexInt | None = None
     max_response_tokens: FlexInt | None = None
+    # callgate (DESIGN §7): a model reply with nothing speakable for this long (ms), or not finished
+    # after this long, is abandoned for the spoken fallback; 0 switches the bound off.
+    reply_speechless_timeout: FlexInt | None = None
+    reply_timeout: FlexInt | None = None
 
     @field_validator("conversation_id", mode="before")
     @classmethod
@@ -483,7 +487,7 @@ class Params(SwmlModel):
                 ) from None
         return value
 
-    @field_validator("attention_timeout", "inactivity_timeout")
+    @field_validator("attention_timeout", "inactivity_timeout", "reply_speechless_timeout", "reply_timeout")
     @classmethod
     def _milliseconds(cls, value: int | None) -> int | None:
         if value is not None and value < 0:

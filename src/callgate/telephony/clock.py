@@ -366,6 +366,7 @@ async def within(clock: Clock, seconds: float, work: Awaitable[T]) -> T:
         timer.cancel()
         return task.result()
     task.cancel()
-    with contextlib.suppress(BaseException):
-        await task
+    # Wait for the work's own clean-up, but never swallow a cancellation of the caller itself:
+    # that must stay a cancellation, not turn into a timeout.
+    await asyncio.wait({task})
     raise Deadline(f"not done within {seconds:g}s")

@@ -298,8 +298,9 @@ class WarmTransfer:
         if self.caller.can(CallerState.INACTIVE):
             self.caller.to(CallerState.INACTIVE)
         if not self._settled:
-            self.note("warm-cancelled", to=destination, why="the caller hung up")
-            self._record(destination, "cancelled", "the caller hung up")
+            why = "the caller hung up" if self.call.ended else "the call is ending"
+            self.note("warm-cancelled", to=destination, why=why)
+            self._record(destination, "cancelled", why)
 
     async def _drop_supervisor(self, leg: Call, code: str) -> None:
         self._leg = None
@@ -317,5 +318,13 @@ class WarmTransfer:
 
     def _controller_to(self, target: CallState) -> None:
         state = self.controller.state
-        if state.state != target and state.can(target):
-            state.to(target)
+        if state.state == target:
+            return
+        if not state.can(target):
+            # Something else moved the call meanwhile (a hang-up, a timer closing it): the move is
+            # not made, but never silently — it is a bug or a race worth seeing.
+            error = f"call cannot go from {state.state} to {target}"
+            log.warning("warm transfer: %s", error)
+            self.note("warm-error", error=error)
+            return
+        state.to(target)
