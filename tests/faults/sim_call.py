@@ -5,7 +5,7 @@ caller speech at a chosen moment)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -58,17 +58,19 @@ class SimCallRun:
 async def sim_call(
     clock: VirtualClock,
     document: dict[str, Any],
-    model_url: str,
+    model_url: str | Callable[[str], str],
     *,
     legs: dict[str, Any] | None = None,
     contain_crashes: bool = True,
 ) -> AsyncIterator[SimCallRun]:
-    """Start the call (the agent opens it); the caller hangs up on leaving if it is still up."""
+    """Start the call (the agent opens it); the caller hangs up on leaving if it is still up.
+    `model_url`: one URL for every role, or the URL for a role (`agent`, `summary`, `consult`)."""
     world = SimWorld(clock, legs=legs or {}, caller_name="Ann")
     models: list[OpenAIChatModel] = []
 
     def model_for(role: str, ai: AI) -> ChatModel:
-        models.append(OpenAIChatModel(model_url, "key", clock=clock, retries=0))
+        url = model_url if isinstance(model_url, str) else model_url(role)
+        models.append(OpenAIChatModel(url, "key", clock=clock, retries=0))
         return models[-1]
 
     async with httpx.AsyncClient() as http:
@@ -88,6 +90,6 @@ async def sim_call(
             yield SimCallRun(world, runner, task, clock)
         finally:
             await world.caller.remote_hangup()
-            await asyncio.gather(task, return_exceptions=True)
+            await asyncio.gather(within(clock, LONG, task), return_exceptions=True)
             for model in models:
                 await model.aclose()

@@ -86,6 +86,18 @@ class Conversation:
                 del self.messages[index]
             return
 
+    def close_tool_calls(self, content: str, t: float) -> None:
+        """Give every tool call still waiting for its result `content` (its turn was stopped), so
+        the next request is valid: the API refuses a tool call without a result."""
+        for index in range(len(self.messages) - 1, -1, -1):
+            message = self.messages[index]
+            if message["role"] == "assistant" and message.get("tool_calls"):
+                answered = {m.get("tool_call_id") for m in self.messages[index + 1 :] if m["role"] == "tool"}
+                for call in message["tool_calls"]:
+                    if call.get("id") not in answered:
+                        self._log({"role": "tool", "tool_call_id": call.get("id"), "content": content}, t)
+                return
+
     def _has_tool_call(self, call_id: str) -> bool:
         return any(
             call.get("id") == call_id

@@ -302,6 +302,7 @@ class AgentSession:
             if not self._preempted or (task is not None and task.cancelling()):
                 raise
             self.note("turn-preempted")
+            self.conversation.close_tool_calls("Cancelled: the call is ending.", self.now())
         finally:
             self._turn = None
             self._preempted = False

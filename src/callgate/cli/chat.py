@@ -173,6 +173,8 @@ async def converse(
             switch=switch,
             env=env,
             recall=store.recall_conversation if store is not None else None,
+            # A crash ends the call with an apology and `pipeline-error`, and the call is recorded.
+            contain_crashes=True,
         )
         runner = CallRunner(setup)
         task = asyncio.create_task(runner.run())
