@@ -109,6 +109,24 @@ def test_caller_speech_during_the_inactivity_goodbye_starts_no_turn() -> None:
 FINAL = "We are out of time, goodbye."
 
 
+HARD_STOP = {"hard_stop_time": "10s", "hard_stop_prompt": "Time is up: say goodbye."}
+
+
+def _warm_function(**transfer: Any) -> dict[str, Any]:
+    return {
+        "function": "transfer_to_supervisor",
+        "description": "warm transfer",
+        "parameters": {"type": "object", "properties": {"destination": {"type": "string"}}},
+        "builtin": "transfer",
+        "transfer": {"mode": "warm", "destinations": ["+15550002222"], **transfer},
+    }
+
+
+TO_SUPERVISOR = {
+    "tool_calls": [{"name": "transfer_to_supervisor", "arguments": {"destination": "+15550002222"}}]
+}
+
+
 def _scenario(tmp_path: Path, data: dict[str, Any]) -> Path:
     path = tmp_path / "scenario.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
@@ -119,13 +137,12 @@ def test_hard_stop_does_not_wait_for_a_slow_webhook(tmp_path: Path) -> None:
     scenario = {
         "name": "hard stop during a 60 s webhook",
         "agent": agent(
-            {"hard_stop_time": "10s", "hard_stop_prompt": "Time is up: say goodbye."},
+            HARD_STOP,
             SWAIG={
                 "functions": [
                     {
                         "function": "check_order",
                         "description": "Check an order.",
-                        "parameters": {"type": "object", "properties": {}},
                         "web_hook_url": "https://hooks.example.com/slow",
                     }
                 ]
@@ -160,32 +177,12 @@ def test_hard_stop_with_a_prompt_during_a_warm_briefing(tmp_path: Path) -> None:
     scenario = {
         "name": "hard stop while the supervisor is briefed",
         "agent": agent(
-            {"hard_stop_time": "10s", "hard_stop_prompt": "Time is up: say goodbye."},
-            SWAIG={
-                "functions": [
-                    {
-                        "function": "transfer_to_supervisor",
-                        "description": "warm transfer",
-                        "parameters": {"type": "object", "properties": {"destination": {"type": "string"}}},
-                        "builtin": "transfer",
-                        "transfer": {
-                            "mode": "warm",
-                            "destinations": ["+15550002222"],
-                            "consult_timeout": 60,
-                            "msg": "Please hold.",
-                        },
-                    }
-                ]
-            },
+            HARD_STOP, SWAIG={"functions": [_warm_function(consult_timeout=60, msg="Please hold.")]}
         ),
         "llm": {
             "agent": [
                 {"text": "Hi, this is Frank."},
-                {
-                    "tool_calls": [
-                        {"name": "transfer_to_supervisor", "arguments": {"destination": "+15550002222"}}
-                    ]
-                },
+                TO_SUPERVISOR,
                 {"text": FINAL},
             ],
             "consult": [{"text": "Hi Sam, I have a caller on hold."}],
@@ -304,26 +301,9 @@ def test_within_keeps_a_cancellation_a_cancellation() -> None:
 
 
 def test_an_illegal_warm_state_change_is_logged_and_recorded(caplog: pytest.LogCaptureFixture) -> None:
-    warm = {
-        "functions": [
-            {
-                "function": "transfer_to_supervisor",
-                "description": "warm transfer",
-                "parameters": {"type": "object", "properties": {"destination": {"type": "string"}}},
-                "builtin": "transfer",
-                "transfer": {"mode": "warm", "destinations": ["+15550002222"]},
-            }
-        ]
-    }
+    warm = {"functions": [_warm_function()]}
     scripts = {
-        "agent": [
-            {"text": "Hi, this is Frank."},
-            {
-                "tool_calls": [
-                    {"name": "transfer_to_supervisor", "arguments": {"destination": "+15550002222"}}
-                ]
-            },
-        ],
+        "agent": [{"text": "Hi, this is Frank."}, TO_SUPERVISOR],
         "consult": [{"tool_calls": [{"name": "decline_transfer", "arguments": {"reason": "busy"}}]}],
     }
 
