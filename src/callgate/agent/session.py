@@ -199,7 +199,10 @@ class AgentSession:
     async def preempt(self) -> None:
         """Stop the turn in progress at once (the hard stop): its model stream, functions, hold,
         `wait_seconds` or transfer are cancelled and cleaned up (a warm transfer hangs up the
-        supervisor), and what the agent was saying is cut. Returns once the turn has stopped."""
+        supervisor), and what the agent was saying is cut. Returns once the turn has stopped.
+        A turn that is already ending the call (hanging up) is left to finish."""
+        if self._finished:
+            return
         self.speaker.cancel()
         turn = self._turn
         if turn is None or turn.done():

@@ -96,7 +96,15 @@ def _show(console: Console, event: LiveEvent) -> None:
         console.print(f"[bold green]Rosa:[/] {escape(str(data['text']))}")
     elif event.kind == "caller-said":
         console.print(f"[dim]  (Rosa heard: {escape(str(data.get('text', '')))})[/]")
-    elif event.kind in ("hangup", "caller-hangup", "transfer", "function", "model-error", "crash"):
+    elif event.kind in (
+        "hangup",
+        "caller-hangup",
+        "media-timeout",
+        "transfer",
+        "function",
+        "model-error",
+        "crash",
+    ):
         details = ", ".join(f"{k}={v}" for k, v in data.items())
         console.print(f"[yellow]  {escape(f'[{event.kind}]')}[/] {escape(details)}")
     elif event.kind == "call-started":

@@ -320,6 +320,9 @@ class CallRunner:
         except Deadline:
             self.note("closing-timeout", seconds=CLOSING_SECONDS)
             closer.cancel()
+        except asyncio.CancelledError:
+            # The call is being torn down from outside: the rest of the clean-up must still run.
+            closer.cancel()
 
     async def _crashed(self, error: BaseException) -> None:
         """An unexpected failure ends this call alone: the caller hears an apology (the same
