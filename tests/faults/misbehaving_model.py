@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 Behaviour = Callable[[], AsyncIterator[dict[str, Any]]]
-"""One reply: the `delta` dicts to stream (a `finish` key ends the reply with that finish_reason)."""
+"""One reply: the `delta` dicts to stream (a `finish` key ends the reply with that finish_reason).
+Special items: `{"status": N}` first answers HTTP N instead of a stream, `{"raw": "..."}` is sent as
+is, `{"cut": True}` drops the connection."""
 
 
 def text(words: str) -> Behaviour:
@@ -56,6 +58,42 @@ def tool_call(name: str, arguments: str = "{}") -> Behaviour:
             function["name"] = name
         yield {"tool_calls": [{"index": 0, "id": "call_x", "type": "function", "function": function}]}
         yield {"finish": "tool_calls"}
+
+    return reply
+
+
+def status(code: int) -> Behaviour:
+    async def reply() -> AsyncIterator[dict[str, Any]]:
+        yield {"status": code}
+
+    return reply
+
+
+def cut(words: str) -> Behaviour:
+    """Some words, then the connection drops (no finish, no [DONE])."""
+
+    async def reply() -> AsyncIterator[dict[str, Any]]:
+        for word in words.split(" "):
+            yield {"content": word + " "}
+        yield {"cut": True}
+
+    return reply
+
+
+def garbage() -> Behaviour:
+    async def reply() -> AsyncIterator[dict[str, Any]]:
+        yield {"raw": "data: {this is not json\n\n"}
+        yield {"finish": "stop"}
+
+    return reply
+
+
+def stall() -> Behaviour:
+    """The headers, then nothing, ever."""
+
+    async def reply() -> AsyncIterator[dict[str, Any]]:
+        await asyncio.Event().wait()
+        yield {"finish": "stop"}  # never reached
 
     return reply
 
@@ -100,8 +138,25 @@ class MisbehavingModel:
             body = json.loads(await reader.readexactly(length)) if length else {}
             self.requests.append(body)
             behaviour = self.behaviours[min(len(self.requests), len(self.behaviours)) - 1]
+            replies = behaviour()
+            first = await anext(replies, None)
+            if first is not None and "status" in first:
+                payload = json.dumps({"error": {"message": "scripted failure"}}).encode()
+                head = (
+                    f"HTTP/1.1 {first['status']} Error\r\ncontent-type: application/json\r\n"
+                    f"content-length: {len(payload)}\r\nconnection: close\r\n\r\n"
+                )
+                writer.write(head.encode() + payload)
+                await writer.drain()
+                return
             writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n")
-            async for delta in behaviour():
+            async for delta in _chain(first, replies):
+                if delta.get("cut"):
+                    writer.transport.abort()
+                    return
+                if "raw" in delta:
+                    writer.write(str(delta["raw"]).encode())
+                    continue
                 finish = delta.pop("finish", None)
                 chunk = {
                     "id": "chatcmpl-fault",
@@ -117,3 +172,12 @@ class MisbehavingModel:
         finally:
             self._writers.discard(writer)
             writer.close()
+
+
+async def _chain(
+    first: dict[str, Any] | None, rest: AsyncIterator[dict[str, Any]]
+) -> AsyncIterator[dict[str, Any]]:
+    if first is not None:
+        yield first
+    async for item in rest:
+        yield item

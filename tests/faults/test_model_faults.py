@@ -10,7 +10,18 @@ import pytest
 from callgate.llm.types import FALLBACK_AFTER_CUT, FALLBACK_NO_REPLY
 from callgate.telephony.clock import VirtualClock, run_virtual
 
-from .misbehaving_model import Behaviour, MisbehavingModel, empty, text, tool_call, trickle
+from .misbehaving_model import (
+    Behaviour,
+    MisbehavingModel,
+    cut,
+    empty,
+    garbage,
+    stall,
+    status,
+    text,
+    tool_call,
+    trickle,
+)
 from .sim_call import agent, sim_call
 
 LOOKUP = {
@@ -94,3 +105,45 @@ def test_endless_tool_rounds_end_the_turn_with_something_said() -> None:
     assert "tool-rounds-exhausted" in kinds
     assert said == [FALLBACK_NO_REPLY]
     assert kinds.index("fallback") > kinds.index("tool-rounds-exhausted")
+
+
+# ---------------------------------------------------------------- the matrix
+
+MATRIX: dict[str, list[Behaviour]] = {
+    "trickle-words": [trickle("and")],
+    "trickle-sentences": [trickle("Hmm.")],
+    "empty": [empty()],
+    "nameless-tool-call": [tool_call("")],
+    "endless-tool-calls": [tool_call("lookup")],
+    "http-500": [status(500)],
+    "http-429": [status(429)],
+    "cut-mid-reply": [cut("Well, let me see")],
+    "not-json": [garbage()],
+    "stalled": [stall()],
+}
+
+
+@pytest.mark.parametrize("case", list(MATRIX))
+def test_fault_matrix_no_crash_no_hang_no_silent_turn(case: str) -> None:
+    """Every misbehaviour, on the opening turn and again when the caller speaks: no crash, no hang
+    (each wait is bounded in virtual time), and every turn says something."""
+
+    async def main(clock: VirtualClock) -> tuple[int, int, int, list[str]]:
+        model = MisbehavingModel(MATRIX[case])
+        async with model, sim_call(clock, agent(SWAIG=LOOKUP), model.base_url) as call:
+            await call.idle()
+            opening = len(call.said())
+            if not call.runner.ended.is_set():
+                await call.world.caller.caller_says("Hello?")
+                await clock.sleep(0.5)
+                await call.idle()
+            after = len(call.said())
+            ended = call.runner.ended.is_set()
+            await call.world.caller.remote_hangup()
+            await call.ended()
+            return opening, after, ended, call.kinds()
+
+    opening, after, ended, kinds = run_virtual(main)
+    assert "crash" not in kinds
+    assert opening >= 1  # the opening turn said something
+    assert ended or after > opening  # so did the answer to the caller (or the call said goodbye)
