@@ -133,21 +133,22 @@ def _scenario(tmp_path: Path, data: dict[str, Any]) -> Path:
     return path
 
 
-def test_hard_stop_does_not_wait_for_a_slow_webhook(tmp_path: Path) -> None:
+SLOW_WORK = {
+    # A webhook that answers after 60 s.
+    "webhook": {"web_hook_url": "https://hooks.example.com/slow"},
+    # A function whose action holds the caller for 60 s.
+    "hold": {"data_map": {"output": {"response": "Holding.", "action": [{"hold": 60}]}}},
+    # A function whose action waits 60 s for the caller.
+    "wait_seconds": {"data_map": {"output": {"response": "Waiting.", "action": [{"wait_seconds": 60}]}}},
+}
+
+
+@pytest.mark.parametrize("work", list(SLOW_WORK))
+def test_hard_stop_does_not_wait_for_the_turn_in_progress(tmp_path: Path, work: str) -> None:
+    function = {"function": "check_order", "description": "Check an order.", **SLOW_WORK[work]}
     scenario = {
-        "name": "hard stop during a 60 s webhook",
-        "agent": agent(
-            HARD_STOP,
-            SWAIG={
-                "functions": [
-                    {
-                        "function": "check_order",
-                        "description": "Check an order.",
-                        "web_hook_url": "https://hooks.example.com/slow",
-                    }
-                ]
-            },
-        ),
+        "name": f"hard stop during a 60 s {work}",
+        "agent": agent(HARD_STOP, SWAIG={"functions": [function]}),
         "llm": [
             {"text": "Hi, this is Frank."},
             {"tool_calls": [{"name": "check_order", "arguments": {}}]},
@@ -167,7 +168,7 @@ def test_hard_stop_does_not_wait_for_a_slow_webhook(tmp_path: Path) -> None:
     result = run_scenario_file(_scenario(tmp_path, scenario))
     assert result.error is None and result.failures == [], result.all_failures
     assert result.outcome is not None and result.outcome.hangup_at is not None
-    # The call ends at the hard stop plus the last word's speech (virtual time), not after the webhook.
+    # The call ends at the hard stop plus the last word's speech (virtual time), not 60 s later.
     assert result.outcome.hangup_at <= 10.0 + speech_seconds(FINAL) + 0.5
     kinds = [e.kind for e in result.outcome.timeline.events]
     assert "turn-preempted" in kinds
