@@ -369,4 +369,6 @@ async def within(clock: Clock, seconds: float, work: Awaitable[T]) -> T:
     # Wait for the work's own clean-up, but never swallow a cancellation of the caller itself:
     # that must stay a cancellation, not turn into a timeout.
     await asyncio.wait({task})
+    if not task.cancelled():
+        task.exception()  # seen: a failure in its clean-up is not the caller's to handle
     raise Deadline(f"not done within {seconds:g}s")
