@@ -339,3 +339,18 @@ def test_an_illegal_warm_state_change_is_logged_and_recorded(caplog: pytest.LogC
         errors = run_virtual(main)
     assert errors and "ending" in errors[0]["error"] and "active" in errors[0]["error"]
     assert any("cannot go from ending to active" in r.getMessage() for r in caplog.records)
+
+
+def test_text_queued_right_after_cancel_is_spoken() -> None:
+    async def main(clock: VirtualClock) -> list[str]:
+        world = SimWorld(clock)
+        await world.caller.answer()
+        speaker = Speaker(world.caller, [])
+        speaker.say_soon("This long sentence is cut off by the hard stop before it ends.")
+        await clock.sleep(1)
+        speaker.cancel()
+        speaker.say_soon("Last words.")  # in the same moment: the cancelled worker has not stopped yet
+        await within(clock, LONG, speaker.drain())
+        return [u.text for u in world.utterances if not u.cut]
+
+    assert run_virtual(main) == ["Last words."]

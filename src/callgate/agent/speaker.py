@@ -120,6 +120,7 @@ class Speaker:
         self._queue.clear()
         if self._task is not None:
             self._task.cancel()
+            self._task = None  # text queued from now on gets a fresh worker, never the dying one
         self._speaking = False
         self._idle.set()
 
