@@ -232,7 +232,7 @@ def _crash_in_add_user(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("contain", [True, False])
 def test_a_crash_apologises_and_records_pipeline_error(
-    monkeypatch: pytest.MonkeyPatch, contain: bool
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, contain: bool
 ) -> None:
     _crash_in_add_user(monkeypatch)
 
@@ -250,7 +250,10 @@ def test_a_crash_apologises_and_records_pipeline_error(
             details = [str(e.data.get("detail")) for e in call.events("hangup")]
             return call.said(), outcome.ended_reason, details, raised
 
-    said, ended, details, raised = run_virtual(main)
+    with caplog.at_level(logging.ERROR, logger="callgate.runtime.call_runner"):
+        said, ended, details, raised = run_virtual(main)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "RuntimeError" in logged and "hunter2" not in logged  # the traceback is logged, redacted
     assert said[-1] == GOODBYE_BROKEN
     assert ended == "pipeline-error"
     assert any("RuntimeError" in d and "hunter2" not in d and "postgresql://app:***@" in d for d in details)

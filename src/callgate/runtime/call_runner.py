@@ -10,6 +10,7 @@ import asyncio
 import copy
 import dataclasses
 import logging
+import traceback
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -328,7 +329,9 @@ class CallRunner:
         """An unexpected failure ends this call alone: the caller hears an apology (the same
         goodbye as a model that keeps failing), then the call ends with `pipeline-error`."""
         reason = redact(f"{type(error).__name__}: {error}")[:300]
-        log.error("call failed: %s", reason, exc_info=error)
+        # The traceback as text, so it goes through the log redaction like the message.
+        trace = "".join(traceback.format_exception(error))
+        log.error("call failed: %s\n%s", reason, redact(trace))
         self.note("crash", error=reason)
         session = self.session
         if session is not None:
