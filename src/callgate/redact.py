@@ -112,13 +112,16 @@ def redact_data(value: Any) -> Any:
 
 
 def install_log_redaction() -> None:
-    """Every log record's message (after `%` formatting) goes through `redact`. Idempotent."""
+    """Every log record's message (after `%` formatting) and traceback go through `redact`. Idempotent."""
     current = logging.getLogRecordFactory()
     if getattr(current, "_callgate_redacts", False):
         return
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = current(*args, **kwargs)
+        if record.exc_info and not record.exc_text:
+            # A traceback quotes the values it failed on; every formatter reuses this text.
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         try:
             message = record.getMessage()
         except Exception:  # a bad format string is logging's to report, not ours

@@ -19,6 +19,7 @@ from callgate.agent.session import GOODBYE_BROKEN
 from callgate.agent.speaker import Speaker
 from callgate.channels.sim import SimWorld, speech_seconds
 from callgate.control.call_state import CallState
+from callgate.redact import install_log_redaction
 from callgate.scenario.model_server import ScriptedModelServer
 from callgate.scenario.runner import run_scenario_file
 from callgate.telephony.clock import Deadline, VirtualClock, run_virtual, within
@@ -235,6 +236,7 @@ def test_a_crash_apologises_and_records_pipeline_error(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, contain: bool
 ) -> None:
     _crash_in_add_user(monkeypatch)
+    install_log_redaction()  # as every callgate command does
 
     async def main(clock: VirtualClock) -> tuple[list[str], str | None, list[str], str]:
         model = MisbehavingModel([text("Hello, this is Frank.")])

@@ -10,7 +10,6 @@ import asyncio
 import copy
 import dataclasses
 import logging
-import traceback
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -329,9 +328,7 @@ class CallRunner:
         """An unexpected failure ends this call alone: the caller hears an apology (the same
         goodbye as a model that keeps failing), then the call ends with `pipeline-error`."""
         reason = redact(f"{type(error).__name__}: {error}")[:300]
-        # The traceback as text, so it goes through the log redaction like the message.
-        trace = "".join(traceback.format_exception(error))
-        log.error("call failed: %s\n%s", reason, redact(trace))
+        log.error("call failed: %s", reason, exc_info=error)  # the JSON log redacts the traceback
         self.note("crash", error=reason)
         session = self.session
         if session is not None:

@@ -16,6 +16,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from callgate.redact import redact, redact_data
+
 current_call_id: ContextVar[str | None] = ContextVar("callgate_call_id", default=None)
 
 # LogRecord attributes of the logging module itself; anything else passed in `extra` is a field.
@@ -59,9 +61,10 @@ class JsonFormatter(logging.Formatter):
             entry["call_id"] = call_id
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_") and key not in entry:
-                entry[key] = value
+                entry[key] = redact_data(value)
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            # A traceback quotes the values it failed on: it goes through the same redaction.
+            entry["exc"] = redact(record.exc_text or self.formatException(record.exc_info))
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
