@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from callgate.scenario.model_server import ScriptedModelServer
+from callgate.scenario.model_server import Classifier, ScriptedModelServer
 from callgate.speech.codecs import decode
 from sip_channel.peers import Captured, read_pcap  # tests/ is on sys.path (rootdir packages)
 
@@ -30,8 +30,9 @@ SCENARIOS = Path(__file__).parent / "scenarios"
 class ModelThread:
     """The scripted OpenAI-protocol model server, on its own event loop in a thread."""
 
-    def __init__(self, scripts: dict[str, list[dict[str, Any]]]) -> None:
+    def __init__(self, scripts: dict[str, list[dict[str, Any]]], classify: Classifier | None = None) -> None:
         self.scripts = scripts
+        self.classify = classify
         self.server: ScriptedModelServer | None = None
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
@@ -41,7 +42,7 @@ class ModelThread:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        async with ScriptedModelServer(self.scripts) as server:
+        async with ScriptedModelServer(self.scripts, classify=self.classify) as server:
             self.server = server
             self._ready.set()
             await self._stop.wait()
@@ -86,12 +87,19 @@ def document_server(choose: Callable[[dict[str, Any]], dict[str, Any]]) -> Itera
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/agent"
+    with http_thread(Handler) as base:
+        state.url = f"{base}/agent"
+        yield state
+
+
+@contextmanager
+def http_thread(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """An HTTP server on a free loopback port in a thread, for the block; yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield state
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()

@@ -41,6 +41,7 @@ from callgate.llm.client import ChatModel
 from callgate.llm.factory import model_settings
 from callgate.records.timing import TimedModel
 from callgate.redact import redact
+from callgate.runtime.audio_fetch import attach_source_fetcher, guarded_fetcher
 from callgate.runtime.consult import ConsultRegistry
 from callgate.runtime.warm_wiring import install_warm
 from callgate.swaig.context import CallContext
@@ -236,6 +237,8 @@ class CallRunner:
     # ------------------------------------------------------------ the call
 
     async def run(self) -> CallOutcome:
+        # play() URLs (hold music, playback_bg, …) pass the document's private-address guard.
+        attach_source_fetcher(self.setup.call, guarded_fetcher(self.setup.http, self.guard))
         events = asyncio.create_task(self._read_events(), name="call-events")
         events.add_done_callback(self._events_done)
         context = self._swml_context()

@@ -77,4 +77,6 @@ def attach_speech(
             problem = f"speech recognition: {error}"
     # Partials only while the agent speaks, and only if barge-in counts partial transcripts.
     use_speech(synthesizer, listener, partials_while_speaking=settings.enable_barge.partial)
+    if settings.hangup_delay_ms is not None and hasattr(call, "hangup_delay_ms"):
+        call.hangup_delay_ms = settings.hangup_delay_ms  # SIP/Twilio: waited before BYE/REFER
     return problem

@@ -16,7 +16,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
@@ -166,6 +166,10 @@ def _pieces(text: str, size: int | None) -> list[str]:
 
 # ---------------------------------------------------------------- the server
 
+SHARED = "shared"  # the base-URL role whose requests `classify` sorts into roles
+Classifier = Callable[[list[dict[str, Any]], Any], str]
+"""(messages, tools) of one request → the role whose script answers it."""
+
 
 class ScriptedModelServer:
     """An OpenAI-compatible streaming endpoint that answers from scripts, one per role.
@@ -176,7 +180,16 @@ class ScriptedModelServer:
             client = OpenAIChatModel(server.base_url("agent"), "test-key")
     """
 
-    def __init__(self, scripts: Mapping[str, Sequence[ScriptEntry | Mapping[str, Any]]]) -> None:
+    def __init__(
+        self,
+        scripts: Mapping[str, Sequence[ScriptEntry | Mapping[str, Any]]],
+        *,
+        classify: Classifier | None = None,
+    ) -> None:
+        """`classify` serves a process that sends every role to one base URL (`callgate serve` has
+        one `llm_base_url`): requests to `base_url(SHARED)` are answered from the script of the role
+        it names for the request's messages and tools."""
+        self.classify = classify
         self.scripts: dict[str, list[ScriptEntry]] = {
             role: [
                 entry if isinstance(entry, ScriptEntry) else ScriptEntry.model_validate(entry)
@@ -271,9 +284,11 @@ class ScriptedModelServer:
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return _error(400, "request needs a `messages` list", "invalid_request_error")
 
-        number = len(self.requests_of(role)) + 1
         messages: list[dict[str, Any]] = body["messages"]
         tools = body.get("tools")
+        if role == SHARED and self.classify is not None:
+            role = self.classify(messages, tools)
+        number = len(self.requests_of(role)) + 1
         settings = {key: value for key, value in body.items() if key not in _REQUEST_KEYS}
         self.requests.append(RecordedRequest(role, number, messages, tools, settings))
 

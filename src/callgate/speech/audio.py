@@ -10,12 +10,22 @@ from __future__ import annotations
 import io
 import struct
 import wave
+from collections.abc import Awaitable, Callable
 
 import numpy as np
 import numpy.typing as npt
 import soxr
 
 from callgate.speech.base import SAMPLE_WIDTH, SpeechError, frame_bytes
+
+
+class AudioSourceError(Exception):
+    """A play() source that cannot be read (missing file, not a WAV, HTTP failure, a refused URL)."""
+
+
+SourceFetcher = Callable[[str], Awaitable[bytes]]
+"""Fetches an http(s) play() source's bytes, or raises AudioSourceError saying why not. The runtime
+gives a leg one that applies the document's private-address guard (`runtime.audio_fetch`)."""
 
 
 def samples(pcm: bytes) -> npt.NDArray[np.int16]:

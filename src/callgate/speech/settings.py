@@ -5,7 +5,8 @@ default 700), `enable_barge` (false or "" off; true, "complete", "partial", "com
 `barge_min_words` (default 1). callgate's own additions: `stt_base_url` / `tts_base_url` (an
 OpenAI-compatible speech endpoint, else `CALLGATE_STT_URL` / `CALLGATE_TTS_URL`, else offline),
 `stt_model`, `tts_model`, `tts_voice` (names sent to such an endpoint), `tts_engine` ("espeak", the
-default, or "piper").
+default, or "piper"), `hangup_delay_ms` (the far end's jitter allowance before the leg is ended or
+transferred; unset keeps the channel's default, 200).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class SpeechSettings:
     tts_engine: str = "espeak"
     enable_barge: BargeMode = field(default_factory=lambda: parse_enable_barge(None))
     barge_min_words: int = 1
+    hangup_delay_ms: int | None = None  # None: the channel's own default
 
     @classmethod
     def from_params(
@@ -69,6 +71,7 @@ class SpeechSettings:
             tts_engine=_engine(values.get("tts_engine")),
             enable_barge=_barge(values.get("enable_barge")),
             barge_min_words=_min_words(values.get("barge_min_words")),
+            hangup_delay_ms=_optional_ms(values.get("hangup_delay_ms"), "hangup_delay_ms"),
         )
 
     @property
@@ -131,6 +134,10 @@ def _number(value: Any, name: str) -> int:
     if number != number or number < 0:
         raise SpeechError(f"params.{name} must be 0 or more, not {value!r}")
     return int(number)
+
+
+def _optional_ms(value: Any, name: str) -> int | None:
+    return None if value is None or value == "" else _number(value, name)
 
 
 def _milliseconds(value: Any) -> int:

@@ -420,6 +420,8 @@ class Params(SwmlModel):
     static_greeting_no_barge: FlexBool = False
     # callgate: where SWML `send_sms` is POSTed (the verb's own fields as JSON); unset → recorded as skipped.
     sms_webhook_url: str | None = None
+    # callgate: ms waited after the last audio frame has played before BYE / REFER / hang-up (DESIGN §8).
+    hangup_delay_ms: FlexInt | None = None
     # Long calls and memory across calls (SignalWire's names; max_history_messages is callgate's alias).
     conversation_id: str | None = None
     save_conversation: FlexBool = False

@@ -18,15 +18,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from callgate.speech.audio import from_wav, resample
+from callgate.speech.audio import AudioSourceError, SourceFetcher, from_wav, resample
 from callgate.speech.base import TELEPHONE_RATE, SpeechError, frame_bytes
 
 FRAME = frame_bytes(TELEPHONE_RATE)  # 320 bytes of PCM16 = 160 samples
 SILENCE = bytes(FRAME)
-
-
-class AudioSourceError(Exception):
-    """A play() source that cannot be read (missing file, not a WAV, HTTP failure)."""
 
 
 def split_frames(pcm: bytes) -> list[bytes]:
@@ -60,9 +56,12 @@ def wav_to_pcm8k(data: bytes) -> bytes:
     return resample(pcm, rate, TELEPHONE_RATE)
 
 
-async def load_source(source: str, *, timeout: float = 10.0) -> bytes:
-    """play()'s source (a WAV file path, file:// URL or http(s) URL) as 8 kHz PCM16."""
-    if source.startswith(("http://", "https://")):
+async def load_source(source: str, *, timeout: float = 10.0, fetch: SourceFetcher | None = None) -> bytes:
+    """play()'s source (a WAV file path, file:// URL or http(s) URL) as 8 kHz PCM16. A URL goes
+    through `fetch` when the leg's owner gave one (the document's private-address guard)."""
+    if source.startswith(("http://", "https://")) and fetch is not None:
+        data = await fetch(source)
+    elif source.startswith(("http://", "https://")):
         try:
             async with httpx.AsyncClient(timeout=timeout, follow_redirects=True) as client:
                 response = await client.get(source)

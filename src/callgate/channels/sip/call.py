@@ -33,7 +33,6 @@ from callgate.channels.legs import (
 from callgate.channels.sip import sdp
 from callgate.channels.sip.audio import (
     SILENCE,
-    AudioSourceError,
     PlaybackStream,
     SpeechQueue,
     load_source,
@@ -61,6 +60,7 @@ from callgate.channels.sip.transaction import (
     TransactionTimeout,
     resend_until,
 )
+from callgate.speech.audio import AudioSourceError, SourceFetcher
 from callgate.speech.base import TELEPHONE_RATE, Listener, SpeechError, Synthesizer, frame_bytes
 from callgate.speech.codecs import Codec, decode, encode
 from callgate.telephony.base import (
@@ -161,6 +161,7 @@ class SipCall(LegIdentity):
         self._saying = 0
         self.listener: Listener | None = None
         self.language: str | None = None
+        self.fetch_source: SourceFetcher | None = None  # play() URLs; unset: fetched unguarded
         self.hangup_delay_ms = host.config.hangup_delay_ms
         self.media_timeout = host.config.media_timeout
         self.bridged_with: SipCall | None = None
@@ -193,6 +194,11 @@ class SipCall(LegIdentity):
         self.synthesizer = synthesizer
         self.listener = listener
         self.partials_while_speaking = partials_while_speaking
+
+    def use_source_fetcher(self, fetch: SourceFetcher) -> None:
+        """How play() fetches http(s) sources: the call's owner passes one that applies the agent
+        document's private-address guard (a channel knows nothing of documents)."""
+        self.fetch_source = fetch
 
     def deliver(self, event: CallEvent) -> None:
         """The listener's EventSink: its events reach `events()` (dropped while held/bridged)."""
@@ -294,7 +300,7 @@ class SipCall(LegIdentity):
 
     async def _load(self, stream: PlaybackStream) -> None:
         try:
-            frames = split_frames(await load_source(stream.source))
+            frames = split_frames(await load_source(stream.source, fetch=self.fetch_source))
         except AudioSourceError as error:
             log.warning("call %s: cannot play %s: %s", self.call_id, stream.source, error)
             stream.end(f"error: {error}")
