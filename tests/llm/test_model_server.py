@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from callgate.llm.client import OpenAIChatModel
 from callgate.llm.types import ModelError, ModelSettings, TextDelta
-from callgate.scenario.model_server import ScriptedModelServer, ScriptEntry
+from callgate.scenario.model_server import SHARED, ScriptedModelServer, ScriptEntry
 from callgate.telephony.clock import VirtualClock, run_virtual
 
 from .conftest import ServeFn, collect
@@ -116,3 +116,18 @@ def test_timeouts_and_back_off_run_on_virtual_time() -> None:
     assert outcomes == ["timeout", "made it"]
     # 30 s first-token timeout, then back-off 5 s and 10 s: all virtual.
     assert elapsed >= 45
+
+
+async def test_one_shared_base_url_is_sorted_into_roles_by_the_request() -> None:
+    def role(messages: list[dict[str, Any]], tools: Any) -> str:
+        return "consult" if tools else "agent"
+
+    scripts = {"agent": [{"text": "to the caller"}], "consult": [{"text": "to the supervisor"}]}
+    async with ScriptedModelServer(scripts, classify=role) as server:
+        url = server.base_url(SHARED)
+        tool = {"type": "function", "function": {"name": "connect_to_caller", "parameters": {}}}
+        consult = await sse_chunks(url, {"messages": [{"role": "user", "content": "hi"}], "tools": [tool]})
+        agent = await sse_chunks(url, {"messages": [{"role": "user", "content": "hi"}]})
+    said = ["".join(c["choices"][0]["delta"].get("content") or "" for c in r[:-1]) for r in (consult, agent)]
+    assert said == ["to the supervisor", "to the caller"]
+    assert [(r.role, r.number) for r in server.requests] == [("consult", 1), ("agent", 1)]

@@ -17,6 +17,7 @@ def test_defaults() -> None:
     assert (s.language, s.whisper_language, s.espeak_voice) == ("en-US", "en", "en-us")
     assert s.enable_barge == BargeMode(complete=True, partial=True) and s.barge_min_words == 1
     assert s.stt_base_url is None and s.tts_base_url is None and s.initial_prompt is None
+    assert s.hangup_delay_ms is None  # the channel keeps its own default (200 ms)
 
 
 def test_from_a_parsed_document() -> None:
@@ -28,6 +29,7 @@ def test_from_a_parsed_document() -> None:
                 "barge_min_words": 2,
                 "stt_base_url": "http://127.0.0.1:8001/v1",
                 "tts_voice": "nova",
+                "hangup_delay_ms": "350",
             },
             "languages": [{"name": "German", "code": "de-DE", "voice": "de+f2"}],
             "hints": ["Callgate", {"hint": "SWAIG", "pattern": "swag", "replace": "SWAIG"}, 7],
@@ -42,6 +44,7 @@ def test_from_a_parsed_document() -> None:
     assert s.tts_base_url == "http://127.0.0.1:8002/v1"
     assert s.tts_voice == "nova"
     assert s.initial_prompt == "Callgate, SWAIG"
+    assert s.hangup_delay_ms == 350
 
 
 @pytest.mark.parametrize(
@@ -56,6 +59,7 @@ def test_from_a_parsed_document() -> None:
         ({"stt_base_url": "ftp://x"}, "stt_base_url must be an http"),
         ({"tts_base_url": 5}, "tts_base_url must be a string"),
         ({"tts_engine": "festival"}, "tts_engine must be one of espeak, piper"),
+        ({"hangup_delay_ms": -1}, "hangup_delay_ms must be 0 or more"),
     ],
 )
 def test_bad_values_name_the_parameter(params: dict[str, object], message: str) -> None:
