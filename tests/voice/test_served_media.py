@@ -78,6 +78,12 @@ class Recorder:
         )
 
 
+def _voiced(frames: list[bytes]) -> float:
+    recorded = Ear()
+    recorded.frames = frames
+    return recorded.voiced_seconds()
+
+
 def _rms(frame: bytes) -> float:
     samples = np.frombuffer(frame, dtype="<i2").astype(np.float32)
     return float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0
@@ -372,3 +378,35 @@ async def test_warm_transfer_consult_agent_briefs_the_supervisor_then_the_bridge
     assert "while i get a" in told and "for you" in told, told  # the msg ("supervisor": heard badly)
     assert "monday" not in told
     assert roles.count("consult") == 2 and roles.count("summary") == 1, roles
+
+
+# ---------------------------------------------------------------- an IMS transfer's msg and err_msg
+
+
+async def test_an_ims_transfers_msg_then_its_err_msg_are_heard_when_the_refer_fails(
+    tmp_path: Path, backends: SpeechBackends
+) -> None:
+    command = (
+        '<imsagent_transfer_call callee="+15550002222" '
+        'err_msg="Sorry, nobody in sales can take your call right now." msg="Transferring you now."/>'
+    )
+    script = [{"text": "Hi, this is Frank."}, {"text": command}]
+    document = yaml.safe_load((EXAMPLES / "agents" / "transfer_ims.yaml").read_text())
+    with ModelThread({"agent": script}) as model:
+        document["sections"]["main"][0]["ai"]["params"] = {"llm_base_url": model.base_url("agent")}
+        agent = tmp_path / "agent.yaml"
+        agent.write_text(yaml.safe_dump(document))
+        with _serve(agent, tmp_path) as served:
+            # The caller's phone answers the REFER 405 (it cannot transfer): the transfer fails.
+            async with caller(served, backends) as (leg, ear):
+                await ear.until_quiet()
+                start = len(ear.frames)
+                await leg.say("A human, please.")
+                await _until(
+                    lambda: ear.voiced_seconds() - _voiced(ear.frames[:start]) > 2.5, 60, "the answer"
+                )
+                await ear.until_quiet()
+                await leg.hangup("customer-ended-call")
+    told = await heard(backends, b"".join(ear.frames[start:]))
+    assert "transferring" in told and "nobody" in told and "right now" in told, told  # not the default
+    assert told.index("transferring") < told.index("nobody")
