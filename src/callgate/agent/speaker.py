@@ -98,6 +98,9 @@ class Speaker:
         self._idle.clear()
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="speaker")
+        prefetch = getattr(self._call, "prefetch_speech", None)  # audio legs synthesise it ahead
+        if prefetch is not None:
+            prefetch(apply_pronounce(text, self._pronounce))
 
     async def say(self, text: str) -> None:
         """Speak `text` after what is queued, and return when it has finished playing."""

@@ -60,6 +60,7 @@ from callgate.channels.sip.transaction import (
     TransactionTimeout,
     resend_until,
 )
+from callgate.speech.ahead import SpeechAhead
 from callgate.speech.audio import AudioSourceError, SourceFetcher
 from callgate.speech.base import TELEPHONE_RATE, Listener, SpeechError, Synthesizer, frame_bytes
 from callgate.speech.codecs import Codec, decode, encode
@@ -161,6 +162,7 @@ class SipCall(LegIdentity):
         self._saying = 0
         self.listener: Listener | None = None
         self.language: str | None = None
+        self._ahead = SpeechAhead()
         self.fetch_source: SourceFetcher | None = None  # play() URLs; unset: fetched unguarded
         self.hangup_delay_ms = host.config.hangup_delay_ms
         self.media_timeout = host.config.media_timeout
@@ -207,6 +209,7 @@ class SipCall(LegIdentity):
 
     def interrupt_speech(self) -> None:
         """Barge-in: stop the agent's audio now; the running say() raises SpeechInterrupted."""
+        self._ahead.clear()
         self._speech.fail_all(lambda utterance: SpeechInterrupted(utterance.heard()))
 
     # ------------------------------------------------------------ the Call protocol
@@ -254,7 +257,7 @@ class SipCall(LegIdentity):
             return
         if self.synthesizer is None:
             raise SpeechError("no synthesizer")
-        pcm = await self.synthesizer.synthesize(text, sample_rate=TELEPHONE_RATE, language=self.language)
+        pcm = await self._ahead.take(text, self._synthesize)
         self._require_speakable()
         utterance = self._speech.add(text, split_frames(pcm))
         start = self._now()
@@ -271,6 +274,16 @@ class SipCall(LegIdentity):
         finally:
             self._partials(False)
         self.utterances.append(Utterance(text, start, self._now(), self.leg))
+
+    def prefetch_speech(self, text: str) -> None:
+        """A sentence the agent will say soon: synthesise it now, while earlier ones play."""
+        if self.synthesizer is not None and not self.ended and text.strip():
+            self._ahead.start(text, self._synthesize)
+
+    async def _synthesize(self, text: str) -> bytes:
+        if self.synthesizer is None:
+            raise SpeechError("no synthesizer")
+        return await self.synthesizer.synthesize(text, sample_rate=TELEPHONE_RATE, language=self.language)
 
     def _partials(self, on: bool) -> None:
         self._saying += 1 if on else -1  # say()s may overlap: partials stay on until the last ends
@@ -488,6 +501,7 @@ class SipCall(LegIdentity):
         self.ended_reason = reason
         self.ended_detail = detail
         self._speech.fail_all(lambda _: CallEnded("the leg ended while speaking"))
+        self._ahead.clear()
         for playback in self._playbacks:
             playback.end("call-ended")
         self._playbacks.clear()

@@ -34,6 +34,7 @@ from callgate.channels.twilio.callbacks import CallbackRegistry
 from callgate.channels.twilio.config import DIAL_ACTION_PATH, DIAL_STATUS_PATH, TwilioConfig
 from callgate.channels.twilio.playback import StreamPlayback, load_wav
 from callgate.channels.twilio.rest import TwilioRest
+from callgate.speech.ahead import SpeechAhead
 from callgate.speech.base import TELEPHONE_RATE, Listener, SpeechError, Synthesizer
 from callgate.telephony.base import (
     CallEnded,
@@ -130,6 +131,7 @@ class TwilioCall(LegIdentity):
         self._partials_while_speaking = False
         self._language: str | None = None
         self._say_lock = asyncio.Lock()
+        self._ahead = SpeechAhead()
         self._speaking: _Utterance | None = None
         self._marks: dict[str, asyncio.Future[None]] = {}
         self._mark_ids = itertools.count(1)
@@ -261,7 +263,7 @@ class TwilioCall(LegIdentity):
             return
         async with self._say_lock:
             self._machine.require_usable(allow_held=False)
-            pcm = await self._synth.synthesize(text, sample_rate=TELEPHONE_RATE, language=self._language)
+            pcm = await self._ahead.take(text, self._synthesize)
             self._machine.require_usable(allow_held=False)
             await self._speak(text, media.to_mulaw_frames(pcm))
 
@@ -290,8 +292,19 @@ class TwilioCall(LegIdentity):
         if self.on_frame_sent is not None:
             self.on_frame_sent(frame)
 
+    def prefetch_speech(self, text: str) -> None:
+        """A sentence the agent will say soon: synthesise it now, while earlier ones play."""
+        if self._synth is not None and not self.ended and text.strip():
+            self._ahead.start(text, self._synthesize)
+
+    async def _synthesize(self, text: str) -> bytes:
+        if self._synth is None:
+            raise SpeechError("no synthesizer")
+        return await self._synth.synthesize(text, sample_rate=TELEPHONE_RATE, language=self._language)
+
     def interrupt_speech(self) -> None:
         """Barge-in: stop the current `say()` now (Twilio's `clear`); nothing if nothing is playing."""
+        self._ahead.clear()
         utterance = self._speaking
         if utterance is None or utterance.done.done():
             return
@@ -326,6 +339,7 @@ class TwilioCall(LegIdentity):
             utterance.played = max(utterance.played, int(position))
 
     def _fail_audio(self, error: Exception) -> None:
+        self._ahead.clear()
         utterance, self._speaking = self._speaking, None
         if utterance is not None and not utterance.done.done():
             utterance.done.set_exception(error)
