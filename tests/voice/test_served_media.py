@@ -78,12 +78,6 @@ class Recorder:
         )
 
 
-def _voiced(frames: list[bytes]) -> float:
-    recorded = Ear()
-    recorded.frames = frames
-    return recorded.voiced_seconds()
-
-
 def _rms(frame: bytes) -> float:
     samples = np.frombuffer(frame, dtype="<i2").astype(np.float32)
     return float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0
@@ -390,7 +384,7 @@ async def test_an_ims_transfers_msg_then_its_err_msg_are_heard_when_the_refer_fa
         '<imsagent_transfer_call callee="+15550002222" '
         'err_msg="Sorry, nobody in sales can take your call right now." msg="Transferring you now."/>'
     )
-    script = [{"text": "Hi, this is Frank."}, {"text": command}]
+    script = [{"text": command}]  # at once: no caller speech to recognise first
     document = yaml.safe_load((EXAMPLES / "agents" / "transfer_ims.yaml").read_text())
     with ModelThread({"agent": script}) as model:
         document["sections"]["main"][0]["ai"]["params"] = {"llm_base_url": model.base_url("agent")}
@@ -399,14 +393,9 @@ async def test_an_ims_transfers_msg_then_its_err_msg_are_heard_when_the_refer_fa
         with _serve(agent, tmp_path) as served:
             # The caller's phone answers the REFER 405 (it cannot transfer): the transfer fails.
             async with caller(served, backends) as (leg, ear):
-                await ear.until_quiet()
-                start = len(ear.frames)
-                await leg.say("A human, please.")
-                await _until(
-                    lambda: ear.voiced_seconds() - _voiced(ear.frames[:start]) > 2.5, 60, "the answer"
-                )
+                await _until(lambda: ear.voiced_seconds() > 2.5, 60, "the msg and the err_msg")
                 await ear.until_quiet()
                 await leg.hangup("customer-ended-call")
-    told = await heard(backends, b"".join(ear.frames[start:]))
+    told = await heard(backends, ear.audio())
     assert "transferring" in told and "nobody" in told and "right now" in told, told  # not the default
     assert told.index("transferring") < told.index("nobody")
