@@ -46,11 +46,14 @@ def base() -> Any:
 
 
 async def test_a_loopback_url_is_refused_with_the_guards_reason(base: str) -> None:
+    noted: list[tuple[str, str]] = []
     async with guarded_client() as http:
-        fetch = guarded_fetcher(http, Guard)
+        fetch = guarded_fetcher(http, Guard, lambda url, why: noted.append((url, why)))
         with pytest.raises(AudioSourceError, match=r"private or loopback.*swaig_allow_private_urls"):
-            await fetch(f"{base}/music.wav")
+            await fetch(f"{base.replace('http://', 'http://user:pw@')}/music.wav")
     assert Handler.paths == []  # refused before any connection
+    assert [url for url, _ in noted] == [f"{base}/music.wav"]  # for the call's record, without credentials
+    assert "refused: 127.0.0.1 is a private or loopback address" in noted[0][1]
 
 
 async def test_the_documents_allow_setting_lets_it_through(base: str) -> None:

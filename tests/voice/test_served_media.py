@@ -252,8 +252,11 @@ async def test_background_music_from_a_private_address_is_refused_unless_the_doc
                 await asyncio.sleep(1.5)
                 await leg.hangup("customer-ended-call")
             refusals = _refusals(served)
+            noted = served.logs(msg="play-source-failed")  # the call's timeline, as the server logs it
     assert web.requests == []  # nothing was sent to the private address
     assert refusals and "127.0.0.1" in refusals[0] and "swaig_allow_private_urls" in refusals[0], refusals
+    assert noted and noted[0]["data"]["source"] == f"{web.url}/music.wav", noted
+    assert "refused: 127.0.0.1 is a private or loopback address" in noted[0]["data"]["reason"], noted
     assert recorder.best_tone(MUSIC_HZ) < 0.2
 
 

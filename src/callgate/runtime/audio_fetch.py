@@ -21,11 +21,26 @@ MAX_REDIRECTS = 5
 _REDIRECTS = {301, 302, 303, 307, 308}
 
 
-def guarded_fetcher(http: httpx.AsyncClient, guard: Callable[[], Guard]) -> SourceFetcher:
+FailureNote = Callable[[str, str], None]
+"""(the URL without credentials, why) of a source that could not be fetched: the call's timeline."""
+
+
+def guarded_fetcher(
+    http: httpx.AsyncClient, guard: Callable[[], Guard], on_failure: FailureNote | None = None
+) -> SourceFetcher:
     """A fetcher that applies `guard()` (read at each fetch: a hand-off may change the document) to
-    the URL and to every redirect hop; a refusal is an AudioSourceError carrying the guard's reason."""
+    the URL and to every redirect hop; a refusal is an AudioSourceError carrying the guard's reason,
+    also told to `on_failure` so the call's record keeps it."""
 
     async def fetch_source(url: str) -> bytes:
+        try:
+            return await _fetch(url)
+        except AudioSourceError as error:
+            if on_failure is not None:
+                on_failure(safe_url(url), str(error))
+            raise
+
+    async def _fetch(url: str) -> bytes:
         current = url
         for _hop in range(MAX_REDIRECTS + 1):
             got = await fetch(

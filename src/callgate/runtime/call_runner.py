@@ -238,7 +238,12 @@ class CallRunner:
 
     async def run(self) -> CallOutcome:
         # play() URLs (hold music, playback_bg, …) pass the document's private-address guard.
-        attach_source_fetcher(self.setup.call, guarded_fetcher(self.setup.http, self.guard))
+        fetcher = guarded_fetcher(
+            self.setup.http,
+            self.guard,
+            lambda url, why: self.note("play-source-failed", source=url, reason=why),
+        )
+        attach_source_fetcher(self.setup.call, fetcher)
         events = asyncio.create_task(self._read_events(), name="call-events")
         events.add_done_callback(self._events_done)
         context = self._swml_context()
