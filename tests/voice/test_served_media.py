@@ -189,7 +189,7 @@ async def test_a_slow_functions_filler_is_heard_then_its_playback_bg_plays(
                 await leg.say("Where is my order please?")
                 await _until(lambda: "/hook" in web.answered, 60, "the webhook's answer")
                 replied = web.answered["/hook"]
-                await asyncio.sleep(5.0)  # the agent's reply, then the background music alone
+                await asyncio.sleep(7.0)  # the agent's reply, then the background music alone
                 await leg.hangup("customer-ended-call")
     (_, asked) = next(request for request in web.requests if request[0] == "/hook")
     # While the function ran, the caller heard the filler (the function's own, from its `fillers`).
@@ -212,7 +212,7 @@ async def test_the_documents_hangup_delay_passes_between_the_goodbye_and_the_bye
     with ModelThread({"agent": script}) as model:
         ai = {
             "prompt": {"text": "You are Frank."},
-            "params": {"llm_base_url": model.base_url("agent"), "hangup_delay_ms": 1500},
+            "params": {"llm_base_url": model.base_url("agent"), "hangup_delay_ms": 2000},
         }
         with _serve(_document(tmp_path / "agent.yaml", ai), tmp_path) as served:
             async with caller(served, backends) as (leg, _ear):
@@ -227,7 +227,7 @@ async def test_the_documents_hangup_delay_passes_between_the_goodbye_and_the_bye
     bye = byes[0]
     voiced = recorder.voiced_times()
     assert voiced, "the caller heard nothing"
-    # The goodbye's last frame arrived, then 1.5 s of silence frames, then the BYE (default: 0.2 s).
+    # The goodbye's last frame arrived, then 2 s of silence frames, then the BYE (default: 0.2 s).
     assert bye - voiced[-1] > 1.2, bye - voiced[-1]
     assert any(at > voiced[-1] + 1.0 and _rms(frame) < 50 for at, frame in recorder.frames)
 
@@ -356,7 +356,7 @@ async def test_warm_transfer_consult_agent_briefs_the_supervisor_then_the_bridge
                     asked = time.monotonic()
                     await leg.say("I want to speak to a supervisor please.")
                     await _until(lambda: supervisor.leg is not None, 60, "the supervisor's phone to ring")
-                    await supervisor.ear.until_quiet(quiet=1.5, limit=60)  # the consult agent's briefing
+                    await supervisor.ear.until_quiet(quiet=2.5, limit=60)  # the consult agent's briefing
                     briefing = await heard(backends, supervisor.ear.audio())
                     assert supervisor.leg is not None
                     await supervisor.leg.say("Sure, put her through.")
