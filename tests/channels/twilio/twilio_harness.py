@@ -152,17 +152,20 @@ class Agent:
 
 @contextlib.asynccontextmanager
 async def serve_agent(
-    document: dict[str, Any],
+    document: dict[str, Any] | Callable[[TwilioStandIn], dict[str, Any]],
     scripts: dict[str, list[dict[str, Any]]],
     tmp_path: Path,
     *,
     speech: str = "tone",
     **config: Any,
 ) -> AsyncIterator[Agent]:
-    """`speech="espeak"`: espeak-ng voices on both sides and the real listener (Silero VAD)."""
+    """`speech="espeak"`: espeak-ng voices on both sides and the real listener (Silero VAD).
+    `document` may be made from the running stand-in (a URL of a file it serves)."""
     clock = SystemClock()
     standin = TwilioStandIn()
     await standin.start()
+    if callable(document):
+        document = document(standin)
     settings = TwilioConfig(
         account_sid=ACCOUNT_SID,
         auth_token=AUTH_TOKEN,

@@ -108,6 +108,7 @@ class FakeStream:
         self.utterances: list[Utterance] = []
         self._frames_since_mark = 0
         self.received_frames = 0
+        self.played: list[bytes] = []  # the μ-law frames Twilio played to the caller, in order
         self.clears = 0
         self.marks_sent_back: list[str] = []
         self.closed = asyncio.Event()
@@ -183,7 +184,7 @@ class FakeStream:
                 while self._out and self._out[0][0] == "mark":
                     await self._mark_back(self._out.popleft()[1])
                 if self._out:
-                    self._out.popleft()
+                    self.played.append(self._out.popleft()[1])
                     self._frames_since_mark += 1
                     self.received_frames += 1
                 while self._out and self._out[0][0] == "mark":
@@ -305,6 +306,8 @@ class TwilioStandIn:
         self.destinations: dict[str, Destination] = {}
         self.requests: list[RestRequest] = []
         self.events: list[tuple[float, str, str, str]] = []
+        self.files: dict[str, bytes] = {}  # served at base_url + /files/NAME (hold music by URL)
+        self.file_requests: list[str] = []
         self.fail_updates: int | None = None  # answer every call update with this HTTP status
         # How the far end's speech sounds: 8 kHz PCM for a text (None: a tone as long as the words).
         self.voice: Callable[[str], Awaitable[bytes]] | None = None
@@ -316,6 +319,7 @@ class TwilioStandIn:
             routes=[
                 Route("/2010-04-01/Accounts/{account}/Calls.json", self._create, methods=["POST"]),
                 Route("/2010-04-01/Accounts/{account}/Calls/{sid}.json", self._update, methods=["POST"]),
+                Route("/files/{name}", self._file, methods=["GET"]),
             ]
         )
 
@@ -527,6 +531,12 @@ class TwilioStandIn:
         self.requests.append(entry)
         self.log("rest", request.path_params.get("sid", ""), json.dumps(form, sort_keys=True))
         return entry
+
+    async def _file(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        self.file_requests.append(name)
+        body = self.files.get(name)
+        return Response(body, media_type="audio/wav") if body is not None else Response(status_code=404)
 
     async def _create(self, request: Request) -> Response:
         entry = await self._record(request)

@@ -32,9 +32,10 @@ from callgate.channels.legs import EventFeed, LegIdentity, LegState, LegStateMac
 from callgate.channels.twilio import media, twiml
 from callgate.channels.twilio.callbacks import CallbackRegistry
 from callgate.channels.twilio.config import DIAL_ACTION_PATH, DIAL_STATUS_PATH, TwilioConfig
-from callgate.channels.twilio.playback import StreamPlayback, load_wav
+from callgate.channels.twilio.playback import StreamPlayback, fetch_wav, load_wav
 from callgate.channels.twilio.rest import TwilioRest
 from callgate.speech.ahead import SpeechAhead
+from callgate.speech.audio import SourceFetcher
 from callgate.speech.base import TELEPHONE_RATE, Listener, SpeechError, Synthesizer
 from callgate.telephony.base import (
     CallEnded,
@@ -132,6 +133,7 @@ class TwilioCall(LegIdentity):
         self._language: str | None = None
         self._say_lock = asyncio.Lock()
         self._ahead = SpeechAhead()
+        self.fetch_source: SourceFetcher | None = None  # play() URLs; without one they play silence
         self._speaking: _Utterance | None = None
         self._marks: dict[str, asyncio.Future[None]] = {}
         self._mark_ids = itertools.count(1)
@@ -161,6 +163,11 @@ class TwilioCall(LegIdentity):
         self._listener = listener
         self._language = language
         self._partials_while_speaking = partials_while_speaking
+
+    def use_source_fetcher(self, fetch: SourceFetcher) -> None:
+        """How play() fetches http(s) sources: the call's owner passes one that applies the agent
+        document's private-address guard (a channel knows nothing of documents)."""
+        self.fetch_source = fetch
 
     def _partials(self, on: bool) -> None:
         switch = getattr(self._listener, "set_partials", None)  # speech.base.PartialsSwitch
@@ -387,14 +394,22 @@ class TwilioCall(LegIdentity):
         if not self.ended:
             self._activate()
         self._machine.require_usable(allow_held=True)
-        pcm = load_wav(source)
-        if pcm is None:
-            log.warning(
-                "twilio call %s: cannot play %r (not a local 16-bit WAV): silence instead",
-                self.call_id,
-                source,
-            )
-        playback = StreamPlayback(source, media.to_mulaw_frames(pcm) if pcm else [], loop, self._clear)
+        fetch = self.fetch_source
+        if source.startswith(("http://", "https://")) and fetch is not None:
+
+            async def load() -> list[bytes]:
+                return media.to_mulaw_frames(await fetch_wav(source, fetch))
+
+            playback = StreamPlayback(source, [], loop, self._clear, load=load)
+        else:
+            pcm = load_wav(source)
+            if pcm is None:
+                log.warning(
+                    "twilio call %s: cannot play %r (not a local 16-bit WAV): silence instead",
+                    self.call_id,
+                    source,
+                )
+            playback = StreamPlayback(source, media.to_mulaw_frames(pcm) if pcm else [], loop, self._clear)
         self._playbacks.append(playback)
         playback.start(self._send_chunk)
         return playback

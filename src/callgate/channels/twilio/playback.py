@@ -3,8 +3,10 @@
 Twilio queues whatever we send and plays it in real time, so a looping source is sent a second at
 a time with a mark after each second, and the next second goes out once the mark before it comes
 back: at most two seconds are ever queued, and `stop()` (a `clear`) silences it at once.
-Sources that are not a readable local WAV file (an http URL, a tone spec) play silence and say so
-in the log: the leg still holds, the caller just hears nothing.
+An http(s) URL is fetched by the leg's source fetcher (the runtime's, which applies the document's
+private-address guard) while the playback runs; without a fetcher, or for a source that is not a
+readable WAV file, the playback is silence, said in the log: the leg still holds, the caller just
+hears nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from callgate.speech.base import TELEPHONE_RATE
+from callgate.speech.audio import AudioSourceError, SourceFetcher, from_wav, resample
+from callgate.speech.base import TELEPHONE_RATE, SpeechError
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +61,18 @@ class StreamPlayback:
     """A running `play()`; the leg drives it with `run()` in a task."""
 
     def __init__(
-        self, source: str, frames: list[bytes], loop: bool, stop_audio: Callable[[], Awaitable[None]]
+        self,
+        source: str,
+        frames: list[bytes],
+        loop: bool,
+        stop_audio: Callable[[], Awaitable[None]],
+        load: Callable[[], Awaitable[list[bytes]]] | None = None,
     ) -> None:
+        """`load` makes the frames when the playback starts (a URL being fetched); until then, and
+        if it fails (logged), the playback is silence."""
         self.source = source
         self._frames = frames
+        self._load = load
         self._loop = loop
         self._stop_audio = stop_audio
         self._done = asyncio.Event()
@@ -73,6 +84,11 @@ class StreamPlayback:
 
     async def _run(self, send: SendChunk) -> None:
         try:
+            if self._load is not None:
+                try:
+                    self._frames = await self._load()
+                except AudioSourceError as error:
+                    log.warning("cannot play %s: %s: silence instead", self.source, error)
             if not self._frames:
                 if self._loop:
                     await asyncio.Event().wait()  # silence until stopped
@@ -108,3 +124,13 @@ class StreamPlayback:
 
     async def wait(self) -> None:
         await self._done.wait()
+
+
+async def fetch_wav(source: str, fetch: SourceFetcher) -> bytes:
+    """An http(s) WAV source as 8 kHz mono PCM16, through the leg's fetcher (AudioSourceError if not)."""
+    data = await fetch(source)
+    try:
+        pcm, rate = await asyncio.to_thread(from_wav, data)
+    except SpeechError as error:
+        raise AudioSourceError(str(error)) from error
+    return await asyncio.to_thread(resample, pcm, rate, TELEPHONE_RATE)
