@@ -33,9 +33,7 @@ from server.peers import ModelThread, http_thread
 from server.serving import Served, serving
 from sip_channel.peers import ToneSynthesizer, tone_share
 
-from .test_voice_calls import Ear, backends, caller, heard, until_ended
-
-__all__ = ["backends"]  # the module's Whisper and espeak-ng, shared with the voice calls' tests
+from .test_voice_calls import Ear, caller, heard, until_ended
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 import yaml
 
 from callgate.channels.sip import SipCall, SipConfig, SipEndpoint
@@ -76,11 +75,6 @@ class Ear:
 def _voiced(frames: list[bytes]) -> bool:
     pcm = np.frombuffer(b"".join(frames), dtype="<i2").astype(np.float32)
     return bool(pcm.size) and float(np.sqrt(np.mean(pcm**2))) > 300.0
-
-
-@pytest.fixture(scope="module")
-def backends() -> SpeechBackends:
-    return SpeechBackends({})
 
 
 async def heard(backends: SpeechBackends, audio: bytes) -> str:
