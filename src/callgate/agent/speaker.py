@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable
 
 from callgate.swml.models import Pronounce
-from callgate.telephony.base import Call, CallEnded, SpeechInterrupted, SpeechRefused
+from callgate.telephony.base import Call, CallEnded, SpeaksAhead, SpeechInterrupted, SpeechRefused
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ class Speaker:
         on_refused: Callable[[str, str], None] | None = None,
     ) -> None:
         self._call = call
+        self._ahead = call if isinstance(call, SpeaksAhead) else None  # audio legs synthesise ahead
         self._pronounce = pronounce
         self._on_spoken = on_spoken
         self._on_refused = on_refused
@@ -98,9 +99,8 @@ class Speaker:
         self._idle.clear()
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="speaker")
-        prefetch = getattr(self._call, "prefetch_speech", None)  # audio legs synthesise it ahead
-        if prefetch is not None:
-            prefetch(apply_pronounce(text, self._pronounce))
+        if self._ahead is not None:
+            self._ahead.prefetch_speech(apply_pronounce(text, self._pronounce))
 
     async def say(self, text: str) -> None:
         """Speak `text` after what is queued, and return when it has finished playing."""

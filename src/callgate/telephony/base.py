@@ -196,6 +196,16 @@ class Call(Protocol):
 
 
 @runtime_checkable
+class SpeaksAhead(Protocol):
+    """A leg that can synthesise a sentence before its `say()` (audio legs): the agent announces
+    each queued sentence, so later sentences are ready while earlier ones play."""
+
+    def prefetch_speech(self, text: str) -> None:
+        """Begin synthesising `text` (exactly what a later `say()` gets); never blocks."""
+        ...
+
+
+@runtime_checkable
 class Switch(Protocol):
     """Places outbound legs and joins legs together."""
 
