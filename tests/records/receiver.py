@@ -1,4 +1,4 @@
-"""A loopback report receiver (http.server in a thread) that can fail, stall, and dedupe by key."""
+"""A loopback report receiver (http.server in a thread) that can fail, stall, be slow, and dedupe by key."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ class Receiver:
     fail_first: int = 0  # answer 503 to this many requests first
     always_status: int | None = None  # answer every request with this status
     stall_first: bool = False  # hold the first request open until `release` is set
+    delay: float = 0.0  # a slow receiver: seconds before answering each request
     requests: list[Received] = field(default_factory=list)
     accepted: dict[str, Any] = field(default_factory=dict)  # idempotency key → payload, first copy only
     duplicates: int = 0
@@ -39,6 +40,8 @@ class Receiver:
             if self.stall_first:
                 self.release.wait(30)
                 return 503
+        if self.delay:
+            self.release.wait(self.delay)  # (set at shutdown: stop waiting)
         if self.always_status is not None:
             return self.always_status
         if index <= self.fail_first:

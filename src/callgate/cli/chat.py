@@ -7,7 +7,7 @@ import contextlib
 import os
 import sys
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 import typer
@@ -17,11 +17,12 @@ from rich.markup import escape
 from callgate import gc_tuning
 from callgate.channels.console import HELP, ConsoleCall, ConsoleSwitch
 from callgate.llm.types import ModelError
-from callgate.records.store import Store, StoreError, open_store
+from callgate.records.async_store import AsyncStore
+from callgate.records.store import StoreError
 from callgate.redact import redact
 from callgate.runtime.call_runner import CallRunner, CallSetup
 from callgate.runtime.models import ModelPool
-from callgate.runtime.post_call import PostCallServices, deliver_in_background, finish_live_call
+from callgate.runtime.post_call import SPOOLED, PostCallServices, deliver_in_background, finish_live_call
 from callgate.swaig.context import CallContext
 from callgate.swaig.guarded_transport import guarded_client
 from callgate.swml.errors import DocumentError
@@ -158,11 +159,13 @@ async def converse(
     models = ModelPool(env, clock)  # the same models as `serve`
     model_for = models.model_for
 
-    store = _store(console, env)
+    # Opened off the event loop; an unusable store (locked, read-only, corrupt, unreachable) does
+    # not stop the call: its record waits in the spool.
+    store = await AsyncStore.open(env.get("CALLGATE_DB") or None, env, warn=_warner(console))
     # The guarded transport resolves, checks and pins what the document's requests connect to.
     async with guarded_client() as http:
-        # Reports earlier runs left pending go out while this call runs.
-        worker = asyncio.create_task(deliver_in_background(store, http, clock)) if store else None
+        # Post-call work and reports earlier runs left pending go on while this call runs.
+        worker = asyncio.create_task(deliver_in_background(store, http, clock, model_for, env))
         setup = CallSetup(
             document=loaded.document,
             call=call,
@@ -172,7 +175,7 @@ async def converse(
             context=_context(loaded, from_number, name, to_number),
             switch=switch,
             env=env,
-            recall=store.recall_conversation if store is not None else None,
+            recall=store.recall_conversation,
             # A crash ends the call with an apology and `pipeline-error`, and the call is recorded.
             contain_crashes=True,
         )
@@ -182,32 +185,38 @@ async def converse(
             await _type_lines(runner, call, lines)
         try:
             outcome = await task
-            if store is not None:
-                await _record(runner, PostCallServices(store, http, clock, model_for, env), console)
+            await _record(runner, PostCallServices(store, http, clock, model_for, env), console)
         except ModelError as exc:  # the model could not even be set up
             console.print(f"[red]model error:[/] {escape(redact(str(exc)))}")
             raise typer.Exit(1) from exc
         finally:
-            if worker is not None:
-                worker.cancel()
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
             await models.aclose()
-            if store is not None:
-                store.close()
+            await store.aclose()
     console.rule(f"call ended: [bold]{outcome.ended_reason}[/]")
     return outcome
 
 
-def _store(console: Console, env: dict[str, str]) -> Store | None:
-    """The call-record store (`CALLGATE_DB` or the default file); a broken one does not stop the call."""
-    try:
-        return open_store(env.get("CALLGATE_DB") or None)
-    except StoreError as exc:
-        console.print(f"[yellow]warning[/] call records are off: {escape(redact(str(exc)))}")
-        return None
+def _warner(console: Console) -> Callable[[str], None]:
+    def warn(message: str) -> None:
+        console.print(f"[yellow]warning[/] {escape(redact(message))}")
+
+    return warn
 
 
 async def _record(runner: CallRunner, services: PostCallServices, console: Console) -> None:
-    record, status = await finish_live_call(runner, services)
+    try:
+        record, status = await finish_live_call(runner, services)
+    except (StoreError, OSError) as exc:  # neither the store nor the spool could take it
+        console.print(f"[red]error[/] the call was not recorded: {escape(redact(str(exc)))}")
+        return
+    if status == SPOOLED:
+        console.print(
+            f"[dim]call spooled: {record.call_id} — recorded (and its report sent) once the store "
+            "is usable again (any `callgate calls` command imports it)[/]"
+        )
+        return
     shown = {None: "", "delivered": ", report delivered", "failed": ", [red]report failed[/]"}.get(
         status, ", report pending (`callgate calls deliver` sends it)"
     )

@@ -28,7 +28,8 @@ from rich.console import Console
 from callgate import gc_tuning
 from callgate.channels.sip import SipConfig, SipEndpoint
 from callgate.channels.sip.config import ProxySettings
-from callgate.records.store import Store, StoreError, open_store
+from callgate.records.async_store import AsyncStore
+from callgate.records.store import Store
 from callgate.runtime.call_host import AgentLoader, CallHost, HostServices
 from callgate.runtime.logs import configure_json_logging
 from callgate.runtime.models import ModelPool
@@ -180,14 +181,6 @@ def _agent_loader(source: str, console: Console) -> Callable[[httpx.AsyncClient]
     return loaded_once
 
 
-def _store(env: dict[str, str]) -> Store | None:
-    try:
-        return open_store(env.get("CALLGATE_DB") or None)
-    except StoreError as exc:
-        log.error("call records are off: %s", exc)
-        return None
-
-
 def _route_providers() -> list[RouteProvider]:
     providers: list[RouteProvider] = []
     for name in ROUTE_MODULES:
@@ -223,7 +216,8 @@ async def _serve(options: _Options, loader: Callable[[httpx.AsyncClient], AgentL
     configure_json_logging(os.environ.get("CALLGATE_LOG_LEVEL", "INFO"))
     clock = SystemClock()
     env = dict(os.environ)
-    store = _store(env)
+    # Off the event loop; an unusable store spools finished calls until it works again.
+    store = await AsyncStore.open(env.get("CALLGATE_DB") or None, env, warn=log.warning)
     models = ModelPool(env, clock, embedded_in_child=True)  # see runtime.models: native libraries
     stack = contextlib.AsyncExitStack()
     try:
@@ -236,10 +230,9 @@ async def _serve(options: _Options, loader: Callable[[httpx.AsyncClient], AgentL
             backends = SpeechBackends(env)
             host = CallHost(loader(http), services, prepare=speech_preparer(backends, clock, env))
             prepare_leg = dialled_leg_preparer(backends, clock, env)
-            return await _run(options, host, prepare_leg, store, env, stack, clock.time())
+            return await _run(options, host, prepare_leg, store.store, env, stack, clock.time())
     finally:
-        if store is not None:
-            store.close()
+        await store.aclose()
 
 
 async def _run(

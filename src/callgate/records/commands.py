@@ -1,16 +1,22 @@
 """`callgate calls list|show|export|deliver`: look at call records, export them, send pending reports.
 
-The store is `--db`, else `CALLGATE_DB`, else `~/.local/share/callgate/calls.db`.
+The store is `--db`, else `CALLGATE_DB`, else `~/.local/share/callgate/calls.db`. Every command
+first imports the records spooled while the store was unusable (`records.spool`); a store that
+cannot be used (locked, read-only, corrupt, unreachable) is said in one line (its password
+masked), exit status 2.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console, Group
@@ -23,8 +29,11 @@ from callgate.durations import parse_duration
 from callgate.llm.commands import spoken_text
 from callgate.records.model import CallRecord
 from callgate.records.outbox import Attempt, DeliveryWorker, RetryPolicy
+from callgate.records.spool import Spool, spool_dir
 from callgate.records.store import DELIVERED, FAILED, PENDING, Report, Store, StoreError, open_store
 from callgate.redact import redact, redact_data
+from callgate.runtime.models import ModelPool
+from callgate.runtime.post_jobs import PostJobs
 from callgate.swaig.guarded_transport import guarded_client
 from callgate.telephony.clock import SystemClock
 
@@ -46,12 +55,26 @@ def register(app: typer.Typer) -> None:
     app.add_typer(calls_app, name="calls")
 
 
-def _open(db: str | None) -> Store:
+@contextmanager
+def _open(db: str | None) -> Iterator[Store]:
+    """The store, with what the spool held imported; a store error anywhere in the command is
+    reported in one line (exit 2), never as a traceback."""
     try:
-        return open_store(db)
+        store = open_store(db)
     except StoreError as exc:
-        Console(stderr=True).print(f"[red]error[/] {escape(redact(str(exc)))}")
-        raise typer.Exit(2) from exc
+        _store_error(exc)
+    try:
+        Spool(spool_dir(db, dict(os.environ))).replay(store)
+        yield store
+    except StoreError as exc:
+        _store_error(exc)
+    finally:
+        store.close()
+
+
+def _store_error(exc: StoreError) -> NoReturn:
+    Console(stderr=True, highlight=False).print(f"[red]error[/] {escape(redact(str(exc)))}")
+    raise typer.Exit(2) from exc
 
 
 def parse_when(value: str, now: float) -> int:
@@ -356,7 +379,8 @@ def deliver(
         bool, typer.Option("--retry-failed", help="Queue failed reports again first.")
     ] = False,
 ) -> None:
-    """Send pending post-call reports (after a crash or a restart; --retry-failed for given-up ones)."""
+    """Send pending post-call reports (after a crash or a restart; --retry-failed for given-up ones).
+    Post-call work a crashed process left (its post_prompt) is finished first."""
     clock = SystemClock()
     console = Console(highlight=False, stderr=True)
     with _open(db) as store:
@@ -383,10 +407,16 @@ async def _deliver(
             after = f" — next try in {max(0.0, (attempt.retry_at or clock.time()) - clock.time()):.0f} s"
         console.print(f"{report.call_id[:8]} → {escape(redact(report.url))}: {escape(redact(what))}{after}")
 
+    env = dict(os.environ)
+    models = ModelPool(env, clock)  # a resumed job asks the post_prompt model as `serve` would
+    jobs = PostJobs(store, clock, models.model_for, env, policy)
     # Reports go to document-chosen URLs: resolved, checked and pinned unless the row is exempt.
-    async with guarded_client() as http:
-        worker = DeliveryWorker(store, http, clock, policy, on_attempt=progress)
-        if wait:
-            await worker.run_until_settled()
-        else:
-            await worker.deliver_due()
+    try:
+        async with guarded_client() as http:
+            worker = DeliveryWorker(store, http, clock, policy, on_attempt=progress, jobs=jobs.run_due)
+            if wait:
+                await worker.run_until_settled()
+            else:
+                await worker.deliver_due()
+    finally:
+        await models.aclose()

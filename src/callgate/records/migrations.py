@@ -65,6 +65,28 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "ALTER TABLE calls ADD COLUMN transfer_result TEXT",
         ],
     ),
+    (
+        5,
+        [
+            # Who holds an outbox row's lease (a worker id, `host:pid:random`): only the holder
+            # may settle the row, and a holder whose process is gone is taken over at once.
+            "ALTER TABLE outbox ADD COLUMN lease_owner TEXT",
+            # A call's post-call work (the post_prompt, then queueing its report) as one durable
+            # job, written with the record at call end: a restart or `calls deliver` resumes it.
+            """CREATE TABLE post_jobs (
+                call_id TEXT PRIMARY KEY REFERENCES calls (call_id),
+                state TEXT NOT NULL,
+                spec TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                lease_owner TEXT,
+                lease_until DOUBLE PRECISION,
+                error TEXT,
+                created_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX post_jobs_state ON post_jobs (state)",
+        ],
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

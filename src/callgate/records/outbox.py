@@ -1,22 +1,27 @@
 """Delivers queued reports: POST with basic auth and an `Idempotency-Key` header, retries with
 exponential backoff, and gives up visibly (`failed`, kept in the store) after `max_attempts`.
 
-A worker leases a report before posting it. If the process dies mid-delivery the lease runs out
-and the next worker (after a restart, or another process sharing the store) sends it again with
-the same idempotency key; receivers that honour the key see it once.
+A worker leases one report at a time (its own lease, held by the worker's id) and only the
+holder settles it, so two workers sharing a store never post a report twice nor count its
+attempts twice. If the process dies mid-delivery the lease is taken over (at once on this host,
+else when it runs out) and the report goes out again with the same idempotency key; receivers that
+honour the key see it once. A URL that can never work (not a URL, an unsupported scheme) fails the
+report at once, with the reason. Store calls run off the event loop (`records.async_store`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
+from callgate.records.async_store import AsyncStore, as_async
 from callgate.records.payload import IDEMPOTENCY_HEADER
-from callgate.records.store import PENDING, Report, Store
+from callgate.records.store import PENDING, Report, Store, StoreError
 from callgate.swaig.guarded_transport import with_guard
 from callgate.swaig.urlguard import Guard
 from callgate.telephony.clock import Clock
@@ -32,6 +37,11 @@ class RetryPolicy:
     max_attempts: int = 8
     timeout: float = 15.0  # per attempt
     lease: float = 60.0  # how long a claimed report is left alone by other workers
+
+    @property
+    def row_lease(self) -> float:
+        """A report's lease always outlasts one attempt (so no one else takes it mid-post)."""
+        return max(self.lease, self.timeout + 10.0)
 
     def delay(self, attempts: int) -> float:
         """The wait after the `attempts`-th failed attempt."""
@@ -54,31 +64,58 @@ def _accepted(status: int) -> bool:
     return 200 <= status < 300
 
 
+def url_problem(url: str) -> str | None:
+    """Why `url` can never be posted to (None: it can be tried)."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError, TypeError) as exc:
+        return f"invalid URL: {exc}"
+    if parsed.scheme not in ("http", "https"):
+        return f"unsupported URL scheme {parsed.scheme!r}" if parsed.scheme else "not an http(s) URL"
+    if not parsed.host:
+        return "invalid URL: no host"
+    return None
+
+
 class DeliveryWorker:
     def __init__(
         self,
-        store: Store,
+        store: Store | AsyncStore,
         http: httpx.AsyncClient,
         clock: Clock,
         policy: RetryPolicy | None = None,
         *,
         on_attempt: Callable[[Attempt], None] | None = None,
+        jobs: Callable[[Sequence[str] | None], Awaitable[Any]] | None = None,
     ) -> None:
-        self.store = store
+        self.store = as_async(store)
+        # Runs the post-call jobs that are due (`runtime.post_jobs`) before each delivery pass:
+        # they are what queue reports.
+        self.jobs = jobs
         self.http = http
         self.clock = clock
         self.policy = policy or RetryPolicy()
         self.on_attempt = on_attempt
 
+    @property
+    def _sync(self) -> Store:
+        assert self.store.store is not None
+        return self.store.store
+
     async def deliver_due(self, call_ids: Sequence[str] | None = None) -> list[Attempt]:
-        """One pass: every report that is due now gets one attempt."""
+        """One pass: every report that is due now gets one attempt, one report at a time."""
         attempts: list[Attempt] = []
+        if self.jobs is not None:
+            await self.jobs(call_ids)
+        if not self.store.usable:
+            return attempts
         while True:
-            claimed = self.store.claim_due(self.clock.time(), self.policy.lease, call_ids=call_ids)
+            claimed = await self.store.run(
+                self._sync.claim_due, self.clock.time(), self.policy.row_lease, limit=1, call_ids=call_ids
+            )
             if not claimed:
                 return attempts
-            for report in claimed:
-                attempts.append(await self._attempt(report))
+            attempts.append(await self._attempt(claimed[0]))
 
     async def run_until_settled(
         self, call_ids: Sequence[str] | None = None, *, max_sleep: float | None = None
@@ -88,7 +125,7 @@ class DeliveryWorker:
         that a report another worker is sending is seen settled soon after it is."""
         while True:
             await self.deliver_due(call_ids)
-            wake = self.store.next_wake(call_ids)
+            wake = await self._next_wake(call_ids)
             if wake is None:
                 return
             delay = max(0.0, wake - self.clock.time())
@@ -98,21 +135,34 @@ class DeliveryWorker:
         """A background worker for a long-running process: delivers whatever becomes due."""
         while True:
             try:
+                await self.store.replay()  # records spooled while the store was unusable
                 await self.deliver_due()
-                wake = self.store.next_wake()
-            except Exception:  # a store hiccup must not kill the worker; try again later
+                wake = await self._next_wake(None)
+            except StoreError as exc:  # locked, gone: said in one line, tried again later
+                log.warning("post-call work waits: %s", exc)
+                wake = None
+            except Exception:  # nothing must kill the worker; try again later
                 log.exception("report delivery pass failed")
                 wake = None
             delay = poll if wake is None else min(poll, max(0.0, wake - self.clock.time()))
             await self.clock.sleep(max(delay, 0.05))
+
+    async def _next_wake(self, call_ids: Sequence[str] | None) -> float | None:
+        if not self.store.usable:
+            return None
+        return await self.store.run(self._sync.next_wake, call_ids, include_jobs=self.jobs is not None)
 
     async def _attempt(self, report: Report) -> Attempt:
         auth = (report.auth_user or "", report.auth_password or "") if report.auth_user else None
         status: int | None = None
         # post_prompt_url is the document's: the private-address guard applies (see NewReport.guard).
         guard = Guard() if report.guard == "strict" else None
-        error = f"refused: {refused}" if guard and (refused := guard.url_refusal(report.url)) else None
+        # A URL that can never work gives up at once (with why), like a refused one.
+        error = url_problem(report.url)
+        permanent = error is not None
         try:
+            if error is None and guard is not None and (refused := guard.url_refusal(report.url)):
+                error = f"refused: {refused}"
             if error is None:
                 response = await asyncio.wait_for(
                     self.http.post(
@@ -130,16 +180,27 @@ class DeliveryWorker:
                     error = f"HTTP {status}"
         except (httpx.HTTPError, TimeoutError, OSError) as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        except Exception as exc:  # never out of deliver_due: whatever it was fails this attempt
+            log.warning("report for call %s: %s", report.call_id, exc, exc_info=exc)
+            error = f"{type(exc).__name__}: {exc}"
+        owner = self._sync.owner
         if error is None and status is not None:
-            self.store.mark_delivered(report.idempotency_key, status, self.clock.time())
+            await self.store.run(
+                self._sync.mark_delivered, report.idempotency_key, status, self.clock.time(), owner=owner
+            )
             result = Attempt(report, True, status, None, False)
         else:
             # Every failure is retried (a 404 may be a deploy in progress); after the last one the
             # report stays in the store as `failed`, never dropped.
-            gave_up = report.attempts >= report.max_attempts
+            gave_up = permanent or report.attempts >= report.max_attempts
             retry_at = None if gave_up else self.clock.time() + self.policy.delay(report.attempts)
-            self.store.mark_attempt_failed(
-                report.idempotency_key, status=status, error=error or "failed", retry_at=retry_at
+            await self.store.run(
+                self._sync.mark_attempt_failed,
+                report.idempotency_key,
+                status=status,
+                error=error or "failed",
+                retry_at=retry_at,
+                owner=owner,
             )
             result = Attempt(report, False, status, error, gave_up, retry_at)
             log.info(

@@ -20,6 +20,7 @@ import httpx
 
 from callgate.agent.decisions import Transfer
 from callgate.agent.session import GOODBYE_BROKEN
+from callgate.records.async_store import AsyncStore
 from callgate.records.store import Store
 from callgate.runtime.call_runner import CallRunner, CallSetup, ModelFactory
 from callgate.runtime.live import LiveCallInfo, LiveEvent, LiveFeed, Subscription
@@ -75,7 +76,7 @@ class HostServices:
     http: httpx.AsyncClient  # webhooks, documents, reports
     model_for: ModelFactory
     env: dict[str, str] = field(default_factory=dict)
-    store: Store | None = None
+    store: Store | AsyncStore | None = None  # used off the event loop (`records.async_store`)
     switch: Switch | None = None
     report_wait: float = LIVE_REPORT_WAIT
 
@@ -113,11 +114,14 @@ class CallHost:
     # ------------------------------------------------------------ process life
 
     async def start(self) -> None:
-        """Start sending the reports earlier runs left pending (and any that fall due)."""
+        """Start the background worker: spooled records are imported, post-call jobs and reports
+        earlier runs left pending are finished, and any that fall due later."""
         store = self.services.store
         if store is not None and self._worker is None:
+            services = self.services
             self._worker = asyncio.create_task(
-                deliver_in_background(store, self.services.http, self.clock), name="report-outbox"
+                deliver_in_background(store, services.http, self.clock, services.model_for, services.env),
+                name="report-outbox",
             )
 
     async def stop(self) -> None:

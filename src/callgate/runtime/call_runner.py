@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+import inspect
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,7 @@ class CallSetup:
     # apology and `pipeline-error` instead of propagating (a scenario wants the crash reported).
     contain_crashes: bool = False
     # What a conversation's earlier calls left (params.save_conversation), by conversation_id.
-    recall: Callable[[str], str | None] | None = None
+    recall: Callable[[str], str | None] | Callable[[str], Awaitable[str | None]] | None = None
 
 
 def prompt_text(
@@ -477,7 +478,7 @@ class CallRunner:
             setup.context.conversation_id = conversation_id
         conversation.window = ai.params.history_window or conversation.window
         if self.session is None:
-            self._seed(ai, conversation)
+            await self._seed(ai, conversation)
         functions = FunctionRuntime(
             ai, setup.context, setup.http, clock=self.clock, guard_exempt=setup.guard_exempt
         )
@@ -525,12 +526,14 @@ class CallRunner:
         self.functions, self.conversation, self.session = functions, conversation, session
         return session
 
-    def _seed(self, ai: AI, conversation: Conversation) -> None:
+    async def _seed(self, ai: AI, conversation: Conversation) -> None:
         """The first agent's history: what earlier calls of the conversation left (save_conversation),
         then SignalWire's `params.convo` messages."""
         cid = self.setup.context.conversation_id
         if ai.params.save_conversation and cid and self.setup.recall is not None:
             memory = self.setup.recall(cid)
+            if inspect.isawaitable(memory):  # a live store is read off the event loop
+                memory = await memory
             if memory:
                 conversation.system_prompt += f"\n\nEarlier calls in this conversation:\n{memory}"
                 self.note("conversation-recalled", conversation_id=cid, chars=len(memory))

@@ -1,15 +1,18 @@
-"""After the call: run the post_prompt, write the call record, queue the report and deliver it.
+"""After the call: write the call record, run its post-call job (post_prompt, queue the report),
+deliver the report.
 
 The owner of a `CallRunner` calls `run_post_call(record_input(runner), services)` once `run()` has
-returned. The record and its report are committed in one transaction before the first delivery
-attempt, so a crash from then on loses nothing: the outbox worker of the next process (or
-`callgate calls deliver`) sends it.
+returned. The record is committed as the call ends, together with its post-call job, before any
+model request: a crash from then on loses nothing — the next process (or `callgate calls
+deliver`) takes the job over (`runtime.post_jobs`) and delivers the report. When the store is
+unusable the record goes to the spool instead (`records.spool`) and is imported later.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,11 +21,9 @@ from typing import Any
 import httpx
 
 from callgate.agent.history import Conversation
-from callgate.llm.factory import model_settings
-from callgate.llm.types import ModelError, StreamDone, TextDelta
+from callgate.records.async_store import AsyncStore, as_async
 from callgate.records.model import (
     CallRecord,
-    PostPromptData,
     ResponseTiming,
     TimelineEntry,
     TransferEntry,
@@ -30,11 +31,10 @@ from callgate.records.model import (
     ended_by,
 )
 from callgate.records.outbox import Attempt, DeliveryWorker, RetryPolicy
-from callgate.records.payload import build_payload, idempotency_key
-from callgate.records.post_prompt import split_answer
-from callgate.records.store import NewReport, Store
+from callgate.records.store import PENDING, Store, StoreError
 from callgate.redact import redact
 from callgate.runtime.call_runner import CallRunner, ModelFactory
+from callgate.runtime.post_jobs import PostJobs
 from callgate.swaig.context import CallContext
 from callgate.swaig.urlguard import Guard
 from callgate.swml.models import AI
@@ -94,9 +94,12 @@ def record_input(runner: CallRunner) -> CallRecordInput:
     )
 
 
+SPOOLED = "spooled"  # a finished call's status when the store was unusable (`records.spool`)
+
+
 @dataclass
 class PostCallServices:
-    store: Store
+    store: Store | AsyncStore
     http: httpx.AsyncClient
     clock: Clock
     model_for: ModelFactory
@@ -202,44 +205,51 @@ def post_prompt_text(ai: AI, data: CallRecordInput) -> str | None:
     return expand(text, scope)
 
 
-async def run_post_prompt(
-    ai: AI, instructions: str, data: CallRecordInput, services: PostCallServices
-) -> tuple[PostPromptData, int, int]:
-    """Ask the model (role `post_prompt`, with post_prompt's own temperature/top_p) about the call.
-    A failing model gives an empty answer: the report still goes out."""
-    history = data.conversation.call_log() if data.conversation is not None else []
-    # Only the spoken conversation: tool traffic would need the tool definitions to be valid.
-    messages: list[dict[str, Any]] = [
+def post_job_spec(data: CallRecordInput, services: PostCallServices) -> dict[str, Any] | None:
+    """What the call's post-call job needs, as JSON (`runtime.post_jobs`); None: nothing to do."""
+    ai = data.ai
+    if ai is None:
+        return None
+    instructions = post_prompt_text(ai, data)
+    report = None
+    if ai.post_prompt_url:
+        report = {
+            "url": ai.post_prompt_url,
+            "auth_user": ai.post_prompt_auth_user,
+            "auth_password": ai.post_prompt_auth_password,
+            "max_attempts": services.policy.max_attempts,
+            "guard": "exempt" if report_guard(ai, data).exempted(ai.post_prompt_url) else "strict",
+        }
+    conversation_id = data.context.conversation_id if ai.params.save_conversation else None
+    if instructions is None and report is None and not conversation_id:
+        return None
+    conversation = data.conversation
+    return {
+        "instructions": instructions,
+        "messages": _spoken_history(conversation) if instructions else [],
+        # What picks the post_prompt's model and settings again, in whichever process runs the job.
+        "ai": {
+            "post_prompt": ai.post_prompt.model_dump(mode="json", by_alias=True, exclude_none=True)
+            if ai.post_prompt is not None
+            else None,
+            "params": {"ai_model": ai.params.ai_model, "llm_base_url": ai.params.llm_base_url},
+        },
+        "report": report,
+        "conversation_id": conversation_id,
+        "transcript": conversation.transcript_text() if conversation_id and conversation is not None else "",
+    }
+
+
+def _spoken_history(conversation: Conversation | None) -> list[dict[str, Any]]:
+    """Only the spoken conversation: tool traffic would need the tool definitions to be valid."""
+    history = conversation.call_log() if conversation is not None else []
+    return [
         {"role": m["role"], "content": m["content"]}
         for m in history
         if m.get("role") in ("system", "user", "assistant")
         and isinstance(m.get("content"), str)
         and m["content"]
     ]
-    messages.append({"role": "system", "content": instructions})
-    settings = model_settings(ai.post_prompt, ai.params.ai_model, services.env)
-    parts: list[str] = []
-    input_tokens = output_tokens = 0
-    try:
-        model = services.model_for("post_prompt", ai)
-    except ModelError as exc:  # no model can be set up: the record and its report still go out
-        log.warning("post_prompt skipped for call %s: %s", data.context.call_id, exc)
-        data.outcome.timeline.add(_t(data, services.clock), "post-prompt-failed", error=str(exc))
-        return split_answer(""), 0, 0
-    try:
-        async for event in model.stream(messages, None, settings):
-            if isinstance(event, TextDelta):
-                parts.append(event.text)
-            elif isinstance(event, StreamDone):
-                input_tokens, output_tokens = event.input_tokens, event.output_tokens
-    except ModelError as exc:
-        log.warning("post_prompt failed for call %s: %s", data.context.call_id, exc)
-        data.outcome.timeline.add(_t(data, services.clock), "post-prompt-failed", error=str(exc))
-    finally:
-        close = getattr(model, "aclose", None)
-        if close is not None:
-            await close()
-    return split_answer("".join(parts)), input_tokens, output_tokens
 
 
 def _t(data: CallRecordInput, clock: Clock) -> float:
@@ -247,58 +257,46 @@ def _t(data: CallRecordInput, clock: Clock) -> float:
 
 
 async def run_post_call(data: CallRecordInput, services: PostCallServices) -> CallRecord:
-    """Run the post_prompt, commit the record (and its report), then deliver the report."""
-    clock, ai = services.clock, data.ai
-    record = build_record(data, clock)
-    instructions = post_prompt_text(ai, data) if ai is not None else None
-    if ai is not None and instructions is not None:
-        answer, used_in, used_out = await run_post_prompt(ai, instructions, data, services)
-        record.post_prompt, record.post_prompt_data = instructions, answer
-        record.total_input_tokens += used_in
-        record.total_output_tokens += used_out
-        data.outcome.timeline.add(_t(data, clock), "post-prompt", raw=answer.raw)
-    report = None
-    if ai is not None and ai.post_prompt_url:
-        key = idempotency_key(record)
-        report = NewReport(
-            idempotency_key=key,
-            url=ai.post_prompt_url,
-            payload=build_payload(record, key),
-            auth_user=ai.post_prompt_auth_user,
-            auth_password=ai.post_prompt_auth_password,
-            max_attempts=services.policy.max_attempts,
-            guard="exempt" if report_guard(ai, data).exempted(ai.post_prompt_url) else "strict",
-        )
-    services.store.save_call(record, report, now=clock.time())
-    if ai is not None and ai.params.save_conversation and data.context.conversation_id:
-        _remember(data, record, services)
-    if report is not None and services.deliver:
-        worker = DeliveryWorker(
-            services.store, services.http, clock, services.policy, on_attempt=_noter(data, clock)
-        )
-        await worker.run_until_settled([record.call_id])
+    """Commit the record (with its post-call job), run the job (post_prompt, queue the report),
+    then deliver the report."""
+    record, _saved = await _post_call(data, services)
     return record
 
 
-# What a conversation remembers is bounded: the newest text wins.
-MEMORY_CHARS = 4000
+async def _post_call(data: CallRecordInput, services: PostCallServices) -> tuple[CallRecord, bool]:
+    """`run_post_call`; also whether the store has the record (False: it went to the spool)."""
+    clock = services.clock
+    record = build_record(data, clock)
+    job = post_job_spec(data, services)
+    store = as_async(services.store)
+    # The record is safe from here on: a crash during the post_prompt leaves the job to resume.
+    saved = await store.save_call(record, now=clock.time(), job=job)
+    if job is None or not saved:
+        return record, saved
+    done = await _jobs(data, services).run_due([record.call_id])
+    record = done[0] if done else record
+    if job.get("report") and services.deliver:
+        await _worker(data, services).run_until_settled([record.call_id])
+    return record, saved
 
 
-def _remember(data: CallRecordInput, record: CallRecord, services: PostCallServices) -> None:
-    """SignalWire's save_conversation: this call's summary joins what the conversation remembers —
-    the post_prompt's answer if there is one, else the end of the transcript."""
-    cid = data.context.conversation_id
-    assert cid is not None
-    answer = record.post_prompt_data
-    summary = (answer.substituted or answer.raw) if answer is not None else ""
-    if not summary.strip() and data.conversation is not None:
-        summary = data.conversation.transcript_text()
-    if not summary.strip():
-        return
-    earlier = services.store.recall_conversation(cid) or ""
-    combined = f"{earlier}\n{summary.strip()}".strip()[-MEMORY_CHARS:]
-    services.store.save_conversation(cid, combined, now=services.clock.time())
-    data.outcome.timeline.add(_t(data, services.clock), "conversation-saved", conversation_id=cid)
+def _jobs(data: CallRecordInput, services: PostCallServices) -> PostJobs:
+    def note(kind: str, **fields: Any) -> None:
+        data.outcome.timeline.add(_t(data, services.clock), kind, **fields)
+
+    return PostJobs(services.store, services.clock, services.model_for, services.env, services.policy, note)
+
+
+def _worker(data: CallRecordInput, services: PostCallServices, **options: Any) -> DeliveryWorker:
+    return DeliveryWorker(
+        services.store,
+        services.http,
+        services.clock,
+        services.policy,
+        on_attempt=_noter(data, services.clock),
+        jobs=_jobs(data, services).run_due,
+        **options,
+    )
 
 
 def _noter(data: CallRecordInput, clock: Clock) -> Callable[[Attempt], None]:
@@ -335,27 +333,48 @@ async def finish_live_call(
 async def finish_live_record(
     data: CallRecordInput, services: PostCallServices, *, wait: float = LIVE_REPORT_WAIT
 ) -> tuple[CallRecord, str | None]:
-    """`finish_live_call` for what is known of a call (one that failed before its runner ran)."""
-    queued = PostCallServices(
-        services.store,
-        services.http,
-        services.clock,
-        services.model_for,
-        services.env,
-        services.policy,
-        False,
-    )
-    record = await run_post_call(data, queued)
-    if not services.store.reports(call_id=record.call_id):
-        return record, None
-    worker = DeliveryWorker(services.store, services.http, services.clock, services.policy)
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(worker.run_until_settled([record.call_id], max_sleep=0.5), wait)
-    reports = services.store.reports(call_id=record.call_id)
+    """`finish_live_call` for what is known of a call (one that failed before its runner ran).
+    The status is "spooled" when the store was unusable and the record waits in the spool."""
+    queued = dataclasses.replace(services, deliver=False)
+    record, saved = await _post_call(data, queued)
+    if not saved:
+        return record, SPOOLED
+    store = as_async(services.store)
+    try:
+        if not await store.run(_sync(store).reports, call_id=record.call_id):
+            return record, None
+        worker = _worker(data, services)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(worker.run_until_settled([record.call_id], max_sleep=0.5), wait)
+        reports = await store.run(_sync(store).reports, call_id=record.call_id)
+    except StoreError as exc:  # the report stays queued for the next start or `calls deliver`
+        log.warning("report of call %s not delivered now: %s", record.call_id, exc)
+        return record, PENDING
     return record, reports[-1].status if reports else None
 
 
-async def deliver_in_background(store: Store, http: httpx.AsyncClient, clock: Clock) -> None:
-    """The outbox worker of a live process: sends what earlier runs left pending, then whatever
-    becomes due, until cancelled."""
-    await DeliveryWorker(store, http, clock).run_forever()
+def _sync(store: AsyncStore) -> Store:
+    if store.store is None:
+        raise StoreError("no usable store")
+    return store.store
+
+
+def post_job_runner(
+    store: Store | AsyncStore, clock: Clock, model_for: ModelFactory, env: Mapping[str, str]
+) -> PostJobs:
+    """The jobs of calls that ended elsewhere (a crashed process): for `serve`, `chat`, `calls deliver`."""
+    return PostJobs(store, clock, model_for, env)
+
+
+async def deliver_in_background(
+    store: Store | AsyncStore,
+    http: httpx.AsyncClient,
+    clock: Clock,
+    model_for: ModelFactory | None = None,
+    env: Mapping[str, str] | None = None,
+) -> None:
+    """The outbox worker of a live process: imports spooled records, resumes post-call jobs others
+    left (with `model_for`), sends what earlier runs left pending, then whatever becomes due,
+    until cancelled."""
+    jobs = post_job_runner(store, clock, model_for, env or {}).run_due if model_for is not None else None
+    await DeliveryWorker(store, http, clock, jobs=jobs).run_forever()
