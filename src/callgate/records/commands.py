@@ -73,7 +73,7 @@ def _open(db: str | None) -> Iterator[Store]:
 
 
 def _store_error(exc: StoreError) -> NoReturn:
-    Console(stderr=True, highlight=False).print(f"[red]error[/] {escape(redact(str(exc)))}")
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]error[/] {escape(redact(str(exc)))}")
     raise typer.Exit(2) from exc
 
 

@@ -7,11 +7,12 @@ background worker import the spooled records (with their post-call jobs) into th
 remove the files. A record already in the store is never overwritten by its spooled copy.
 
 The directory is `CALLGATE_SPOOL_DIR`, else `<store file>.spool` next to a SQLite store, else
-`$XDG_DATA_HOME/callgate/spool`.
+`$XDG_DATA_HOME/callgate/spool/<digest of the store URL>`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ from typing import Any
 from callgate.records.leases import HOST, holder_gone
 from callgate.records.model import CallRecord
 from callgate.records.store import NewReport, Store, StoreError, default_store_url, sqlite_path
+from callgate.redact import redact
 
 ENV_SPOOL = "CALLGATE_SPOOL_DIR"
 FORMAT = 1
@@ -39,8 +41,10 @@ def spool_dir(store_url: str | None, env: dict[str, str] | None = None) -> Path:
     if path is not None and path != ":memory:":
         file = Path(path).expanduser()
         return file.with_name(file.name + ".spool")
+    # One directory per store (its URL without the password): a record is imported into the store
+    # it was meant for, never into another one the same user has.
     data_home = environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data_home) / "callgate" / "spool"
+    return Path(data_home) / "callgate" / "spool" / hashlib.sha256(redact(url).encode()).hexdigest()[:16]
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")

@@ -39,19 +39,20 @@ DONE = "done"  # a post-call job whose report (if any) is queued
 # What a conversation remembers (params.save_conversation) is bounded: the newest text wins.
 MEMORY_CHARS = 4000
 
-# How long a SQLite write waits for another process's lock before the store counts as unusable
-# (then live calls spool their records: `records.spool`).
+# How long a write waits for another process's lock (SQLite's database lock, PostgreSQL's row
+# locks) before the store counts as unusable (then live calls spool their records: `records.spool`).
 SQLITE_BUSY_SECONDS = 10.0
 
 log = logging.getLogger(__name__)
 
 
 class StoreError(Exception):
-    """The store cannot be opened or used (bad URL, missing driver, unreachable server). The
-    message never holds the store URL's password (nor any other credential)."""
+    """The store cannot be opened or used (bad URL, missing driver, unreachable server, a lock
+    held elsewhere, a broken file). The message is one line and never holds the store URL's
+    password (nor any other credential)."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(redact(message))
+        super().__init__(redact(" ".join(message.split())))
 
 
 @dataclass(frozen=True)
@@ -705,8 +706,10 @@ class PostgresStore(Store):
         self._db_errors = (psycopg.Error,)
         try:
             self._conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+            # A row another session holds is waited for as long as SQLite waits for its lock.
+            self._conn.execute(f"SET lock_timeout = {int(SQLITE_BUSY_SECONDS * 1000)}")
         except psycopg.Error as exc:
-            raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
+            raise StoreError(f"cannot connect to PostgreSQL {url}: {exc}") from exc
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s")
