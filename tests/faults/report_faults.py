@@ -19,8 +19,8 @@ SUMMARY = "The caller said hello."
 DEADLINE = 120.0  # generous: a loaded machine is slow, never stuck this long
 
 
-def report_agent(tmp_path: Path, report_url: str) -> Path:
-    """An agent that greets and hangs up; its post_prompt and report follow the call."""
+def report_agent(tmp_path: Path, report_url: str, extra: str = "") -> Path:
+    """An agent with a post_prompt and a report URL (`extra`: more of the document, YAML)."""
     agent = tmp_path / "agent.yaml"
     agent.write_text(
         textwrap.dedent(
@@ -33,7 +33,7 @@ def report_agent(tmp_path: Path, report_url: str) -> Path:
                     post_prompt: {{text: "Summarize the call."}}
                     post_prompt_url: "{report_url}"
                     params: {{swaig_allow_private_urls: true}}
-            """
+            {extra}"""
         ),
         encoding="utf-8",
     )

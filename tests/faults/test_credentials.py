@@ -17,36 +17,17 @@ from callgate.records.store import NewReport, open_store
 from callgate.redact import install_log_redaction, redact, redact_data
 from callgate.timeline import Timeline
 
+from .report_faults import report_agent
 from .security_support import ModelThread, Receiver, chat, closed_port, run_cli
 
 SECRET = "s3cret-Pa55word"
-
-
-def _agent(tmp_path: Path, report_url: str, extra: str = "") -> Path:
-    agent = tmp_path / "agent.yaml"
-    agent.write_text(
-        textwrap.dedent(
-            f"""\
-            version: 1.0.0
-            sections:
-              main:
-                - ai:
-                    prompt: {{text: "You are Frank."}}
-                    post_prompt: {{text: "Summarize the call."}}
-                    post_prompt_url: "{report_url}"
-                    params: {{swaig_allow_private_urls: true}}
-            {extra}"""
-        ),
-        encoding="utf-8",
-    )
-    return agent
 
 
 def test_calls_show_and_export_never_print_post_prompt_credentials(tmp_path: Path) -> None:
     store = tmp_path / "calls.db"
     with Receiver() as receiver:
         url = f"http://reporter:{SECRET}@127.0.0.1:{receiver.port}/report?token=tok-{SECRET}"
-        agent = _agent(tmp_path, url)
+        agent = report_agent(tmp_path, url)
         scripts = {
             "agent": [{"text": 'Hi. <imsagent_hangup endword="Bye."/>'}],
             "post_prompt": [{"text": "ok"}],
@@ -103,7 +84,7 @@ def test_store_errors_never_print_the_store_password(db: str) -> None:
 
 
 def test_chat_with_a_broken_store_warns_without_the_password(tmp_path: Path) -> None:
-    agent = _agent(tmp_path, "https://reports.example.com/x")
+    agent = report_agent(tmp_path, "https://reports.example.com/x")
     db = f"mysql://app:{SECRET}@db.example.com/calls"
     with ModelThread({"agent": [{"text": 'Hi. <imsagent_hangup endword="Bye."/>'}]}) as model:
         result = run_cli(
