@@ -233,6 +233,10 @@ def test_a_url_that_can_never_work_fails_the_report_with_the_reason(tmp_path: Pa
     shown = run_callgate(["calls", "show", "bad-url"], {**os.environ, "CALLGATE_DB": db, "COLUMNS": "240"})
     assert shown.returncode == 0, shown.stderr
     assert "failed" in shown.stdout and BAD_URLS[url] in shown.stdout
+    listed = run_callgate(["calls", "reports", "--json"], {**os.environ, "CALLGATE_DB": db})
+    assert listed.returncode == 0, listed.stderr
+    (row,) = json.loads(listed.stdout)
+    assert row["status"] == FAILED and BAD_URLS[url] in row["last_error"]
 
 
 def test_chat_with_a_broken_post_prompt_url_finishes_normally(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""`callgate calls list|show|export|deliver`: look at call records, export them, send pending reports.
+"""`callgate calls list|show|export|reports|deliver`: look at call records, export them, see and send
+the post-call reports.
 
 The store is `--db`, else `CALLGATE_DB`, else `~/.local/share/callgate/calls.db`. Every command
 first imports the records spooled while the store was unusable (`records.spool`); a store that
@@ -363,6 +364,38 @@ def report_json(report: Report) -> dict[str, Any]:
         "last_error": redact(report.last_error) if report.last_error else None,
         "delivered_at": report.delivered_at,
     }
+
+
+@calls_app.command("reports")
+def reports(
+    db: DbOption = None,
+    status: Annotated[
+        str | None, typer.Option(help="Only reports in this state: pending, delivered or failed.")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The post-call reports in the outbox: where each goes, its state, attempts and last error."""
+    with _open(db) as store:
+        rows = store.reports(status=status)
+    if json_output:
+        typer.echo(json.dumps([{"call_id": r.call_id, **report_json(r)} for r in rows], indent=2))
+        return
+    console = Console(highlight=False)
+    if not rows:
+        console.print("[dim]no reports[/]")
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("call", "state", "attempts", "url", "last error"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            row.call_id[:8],
+            _status(row.status),
+            f"{row.attempts}/{row.max_attempts}",
+            escape(redact(row.url)),
+            escape(redact(row.last_error)) if row.last_error and row.status != DELIVERED else "",
+        )
+    console.print(table)
 
 
 @calls_app.command("deliver")
