@@ -438,3 +438,26 @@ def test_a_read_only_store_spools_the_call_until_it_is_writable(tmp_path: Path) 
     assert listed.returncode == 0, listed.stderr
     (call,) = json.loads(listed.stdout)
     assert call["ended_reason"] == "assistant-ended-call"
+
+
+def test_a_postgres_connection_lost_mid_run_spools_then_reconnects(tmp_path: Path, pg_url: str) -> None:  # noqa: F811
+    url = fresh_database(pg_url)
+    spool = Spool(tmp_path / "spool")
+
+    async def run() -> tuple[bool, int]:
+        async_store = AsyncStore(open_store(url), spool)
+        try:
+            with psycopg.connect(url, autocommit=True) as admin:  # the server drops our session
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            saved = await async_store.save_call(CallRecord(call_id="dropped"), now=1.0)
+            return saved, await async_store.replay()  # the next use connects again
+        finally:
+            await async_store.aclose()
+
+    saved, imported = asyncio.run(run())
+    assert (saved, imported) == (False, 1)
+    with open_store(url) as store:
+        assert store.get_call("dropped") is not None

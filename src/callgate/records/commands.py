@@ -65,7 +65,12 @@ def _open(db: str | None) -> Iterator[Store]:
     except StoreError as exc:
         _store_error(exc)
     try:
-        Spool(spool_dir(db, dict(os.environ))).replay(store)
+        try:
+            Spool(spool_dir(db, dict(os.environ))).replay(store)
+        except StoreError as exc:  # the command may still read what the store has
+            Console(stderr=True, highlight=False, soft_wrap=True).print(
+                f"[yellow]warning[/] spooled calls not imported yet: {escape(redact(str(exc)))}"
+            )
         yield store
     except StoreError as exc:
         _store_error(exc)

@@ -704,18 +704,26 @@ class PostgresStore(Store):
         except ImportError as exc:  # pragma: no cover - psycopg is a dependency
             raise StoreError("PostgreSQL stores need the psycopg package") from exc
         self._db_errors = (psycopg.Error,)
+        self._conn = self._connect()
+
+    def _connect(self) -> Any:
+        import psycopg
+
         try:
-            self._conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
             # A row another session holds is waited for as long as SQLite waits for its lock.
-            self._conn.execute(f"SET lock_timeout = {int(SQLITE_BUSY_SECONDS * 1000)}")
+            conn.execute(f"SET lock_timeout = {int(SQLITE_BUSY_SECONDS * 1000)}")
         except psycopg.Error as exc:
-            raise StoreError(f"cannot connect to PostgreSQL {url}: {exc}") from exc
+            raise StoreError(f"cannot connect to PostgreSQL {self.url}: {exc}") from exc
+        return conn
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s")
 
     @contextmanager
     def _transaction(self, write: bool = True) -> Iterator[Any]:
+        if self._conn.broken:  # the server went away: connect again (it may be back)
+            self._conn = self._connect()
         with self._conn.transaction(), self._conn.cursor() as cursor:
             yield cursor
 
