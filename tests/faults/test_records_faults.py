@@ -17,7 +17,7 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from callgate.runtime.post_call import deliver_in_background
 from callgate.telephony.clock import SystemClock
 from records.conftest import fresh_database, pg_url  # noqa: F401  (a fixture, for the PostgreSQL cases)
 from records.receiver import Receiver, running_receiver
+from server.serving import free_port
 
 from .report_faults import (
     DEADLINE,
@@ -50,7 +51,7 @@ from .report_faults import (
     spawn_chat,
     wait_until,
 )
-from .security_support import ModelThread, closed_port
+from .security_support import CALLGATE, ModelThread, closed_port
 
 SECRET = "pg-Secr3t-pw"
 
@@ -67,13 +68,43 @@ def _posted(receiver: Receiver) -> list[str]:
 # ------------------------------------------------------------------ item 4: record at call end
 
 
-def test_kill_9_while_the_post_prompt_answers_then_calls_deliver_sends_the_report_once(
-    tmp_path: Path,
+def _resume_with_calls_deliver(agent: Path, env: dict[str, str], receiver: Receiver) -> None:
+    delivered = run_callgate(["calls", "deliver"], env)
+    assert delivered.returncode == 0, delivered.stderr
+    assert "1 delivered" in delivered.stderr
+    again = run_callgate(["calls", "deliver"], env)  # nothing left to do: no second report
+    assert again.returncode == 0, again.stderr
+    _no_traceback(delivered.stderr, again.stderr)
+
+
+def _resume_with_serve(agent: Path, env: dict[str, str], receiver: Receiver) -> None:
+    """A restarted `serve` (HTTP only, no calls) finishes the job in its background worker."""
+    serve = subprocess.Popen(
+        [str(CALLGATE), "serve", str(agent), "--http", f"127.0.0.1:{free_port()}"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        wait_until(lambda: bool(receiver.requests), "the report from the restarted serve")
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        stopped = finish(serve)
+    assert stopped.returncode == 0, stopped.stderr
+    _no_traceback(stopped.stderr)
+
+
+@pytest.mark.parametrize("resume", [_resume_with_calls_deliver, _resume_with_serve], ids=["deliver", "serve"])
+def test_kill_9_while_the_post_prompt_answers_then_a_restart_sends_the_report_once(
+    tmp_path: Path, resume: Callable[[Path, dict[str, str], Receiver], None]
 ) -> None:
     db = tmp_path / "calls.db"
     with running_receiver() as receiver, ModelThread(hang_up_then({"stall": True})) as model:
         env = cli_env(model.base_url("agent"), str(db))
-        chat = spawn_chat(report_agent(tmp_path, receiver.url), env)
+        agent = report_agent(tmp_path, receiver.url)
+        chat = spawn_chat(agent, env)
         try:
             # The post_prompt request is the model's second: it stalls, the kill lands in that window.
             wait_until(lambda: len(model.requests_of("agent")) >= 2, "the post_prompt request")
@@ -87,13 +118,9 @@ def test_kill_9_while_the_post_prompt_answers_then_calls_deliver_sends_the_repor
         assert chat.returncode == -signal.SIGKILL
         assert model.requests_of("agent")[1].messages[-1]["content"] == "Summarize the call."
         assert receiver.requests == []
-
-        delivered = run_callgate(["calls", "deliver"], env)
-        assert delivered.returncode == 0, delivered.stderr
-        assert "1 delivered" in delivered.stderr
-        again = run_callgate(["calls", "deliver"], env)  # nothing left to do: no second report
-        assert again.returncode == 0, again.stderr
-        _no_traceback(delivered.stderr, again.stderr)
+        resume(agent, env, receiver)
+        # Whatever else runs now finds nothing left to send.
+        assert run_callgate(["calls", "deliver"], env).returncode == 0
 
     assert len(receiver.requests) == 1  # exactly once
     body = receiver.requests[0].body
