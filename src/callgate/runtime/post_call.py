@@ -287,7 +287,7 @@ def _jobs(data: CallRecordInput, services: PostCallServices) -> PostJobs:
     return PostJobs(services.store, services.clock, services.model_for, services.env, services.policy, note)
 
 
-def _worker(data: CallRecordInput, services: PostCallServices, **options: Any) -> DeliveryWorker:
+def _worker(data: CallRecordInput, services: PostCallServices) -> DeliveryWorker:
     return DeliveryWorker(
         services.store,
         services.http,
@@ -295,7 +295,6 @@ def _worker(data: CallRecordInput, services: PostCallServices, **options: Any) -
         services.policy,
         on_attempt=_noter(data, services.clock),
         jobs=_jobs(data, services).run_due,
-        **options,
     )
 
 
@@ -359,13 +358,6 @@ def _sync(store: AsyncStore) -> Store:
     return store.store
 
 
-def post_job_runner(
-    store: Store | AsyncStore, clock: Clock, model_for: ModelFactory, env: Mapping[str, str]
-) -> PostJobs:
-    """The jobs of calls that ended elsewhere (a crashed process): for `serve`, `chat`, `calls deliver`."""
-    return PostJobs(store, clock, model_for, env)
-
-
 async def deliver_in_background(
     store: Store | AsyncStore,
     http: httpx.AsyncClient,
@@ -376,5 +368,6 @@ async def deliver_in_background(
     """The outbox worker of a live process: imports spooled records, resumes post-call jobs others
     left (with `model_for`), sends what earlier runs left pending, then whatever becomes due,
     until cancelled."""
-    jobs = post_job_runner(store, clock, model_for, env or {}).run_due if model_for is not None else None
+    # The jobs of calls whose process died are taken over here (DESIGN §7).
+    jobs = PostJobs(store, clock, model_for, env or {}).run_due if model_for is not None else None
     await DeliveryWorker(store, http, clock, jobs=jobs).run_forever()
