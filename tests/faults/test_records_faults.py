@@ -136,6 +136,24 @@ def test_kill_9_while_the_post_prompt_answers_then_a_restart_sends_the_report_on
         assert (report.status, report.attempts) == (DELIVERED, 1)
 
 
+async def _background_worker_until(done: Callable[[], bool], store: AsyncStore, env: dict[str, str]) -> None:
+    """serve's background worker (`deliver_in_background`) on `store`, until `done()` (or the deadline)."""
+    clock = SystemClock()
+    models = ModelPool(env, clock)
+    async with httpx.AsyncClient() as http:
+        worker = asyncio.create_task(deliver_in_background(store, http, clock, models.model_for, env))
+        try:
+            loop = asyncio.get_running_loop()
+            end = loop.time() + DEADLINE
+            while not done() and loop.time() < end:
+                await asyncio.sleep(0.05)
+        finally:
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
+            await models.aclose()
+            await store.aclose()
+
+
 def test_serves_background_worker_takes_over_a_job_whose_process_died(tmp_path: Path) -> None:
     """A job leased by a process of this host that is gone is resumed at once (DESIGN §7)."""
     db = str(tmp_path / "calls.db")
@@ -155,28 +173,22 @@ def test_serves_background_worker_takes_over_a_job_whose_process_died(tmp_path: 
             # The dead process held the job for another hour: no need to wait that out.
             assert store.claim_job(SystemClock().time(), 3600, owner=owner) is not None
 
-        async def run() -> None:
-            env = {"CALLGATE_LLM_URL": model.base_url("agent"), "OPENAI_API_KEY": "test"}
-            clock = SystemClock()
-            with open_store(db) as store:
-                async with httpx.AsyncClient() as http:
-                    models = ModelPool(env, clock)
-                    worker = asyncio.create_task(
-                        deliver_in_background(store, http, clock, models.model_for, env)
-                    )
-                    try:
-                        loop = asyncio.get_running_loop()
-                        end = loop.time() + DEADLINE
-                        while not receiver.requests and loop.time() < end:
-                            await asyncio.sleep(0.05)
-                    finally:
-                        worker.cancel()
-                        await asyncio.gather(worker, return_exceptions=True)
-                        await models.aclose()
-
-        asyncio.run(run())
+        env = {"CALLGATE_LLM_URL": model.base_url("agent"), "OPENAI_API_KEY": "test"}
+        with open_store(db) as store:
+            asyncio.run(_background_worker_until(lambda: bool(receiver.requests), AsyncStore(store), env))
     assert len(receiver.requests) == 1
     assert receiver.requests[0].body["post_prompt_data"]["raw"] == SUMMARY
+
+
+def test_serves_background_worker_imports_spooled_records(tmp_path: Path) -> None:
+    db = str(tmp_path / "calls.db")
+    spool = Spool(tmp_path / "spool")
+    spool.write(CallRecord(call_id="spooled-earlier"), now=1.0)
+
+    asyncio.run(_background_worker_until(lambda: not spool.pending(), AsyncStore(open_store(db), spool), {}))
+    assert spool.pending() == []
+    with open_store(db) as store:
+        assert store.get_call("spooled-earlier") is not None
 
 
 # ------------------------------------------------------------------ item 5: per-row leases
@@ -189,12 +201,17 @@ def shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return fresh_database(request.getfixturevalue("pg_url"))
 
 
+def _queue_reports(url: str, report_url: str, count: int = 6) -> list[str]:
+    keys = [f"key-{n}" for n in range(count)]
+    with open_store(url) as store:
+        for key in keys:
+            store.save_call(CallRecord(call_id=key), NewReport(key, report_url, {"k": key}), now=0.0)
+    return keys
+
+
 def test_two_workers_against_a_slow_receiver_post_every_report_once(shared_store: str) -> None:
-    keys = [f"key-{n}" for n in range(6)]
     with running_receiver(Receiver(delay=0.5)) as receiver:
-        with open_store(shared_store) as store:
-            for key in keys:
-                store.save_call(CallRecord(call_id=key), NewReport(key, receiver.url, {"k": key}), now=0.0)
+        keys = _queue_reports(shared_store, receiver.url)
         # A lease shorter than the receiver takes for all of them: claimed in a batch, the second
         # worker would take reports the first is still posting.
         policy = RetryPolicy(lease=1.0, timeout=20.0)
@@ -215,6 +232,24 @@ def test_two_workers_against_a_slow_receiver_post_every_report_once(shared_store
     with open_store(shared_store) as store:
         reports = store.reports()
     assert {(r.status, r.attempts) for r in reports} == {(DELIVERED, 1)}  # attempts not doubled
+
+
+def test_two_deliver_processes_against_a_slow_receiver_post_every_report_once(shared_store: str) -> None:
+    with running_receiver(Receiver(delay=0.5)) as receiver:
+        keys = _queue_reports(shared_store, receiver.url)
+        env = {**os.environ, "CALLGATE_DB": shared_store}
+        args = [str(CALLGATE), "calls", "deliver", "--lease", "1", "--timeout", "20"]
+        workers = [
+            subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            for _ in range(2)
+        ]
+        done = [finish(worker) for worker in workers]
+    for result in done:
+        assert result.returncode == 0, result.stderr
+        _no_traceback(result.stderr)
+    assert sorted(_posted(receiver)) == keys
+    with open_store(shared_store) as store:
+        assert {(r.status, r.attempts) for r in store.reports()} == {(DELIVERED, 1)}
 
 
 def test_only_the_lease_holder_settles_a_report(tmp_path: Path) -> None:
