@@ -63,6 +63,11 @@ class DocumentError(Exception):
         return [issue for issue in self.issues if issue.severity is Severity.WARNING]
 
 
+class DocumentLimitError(DocumentError):
+    """The document is beyond what callgate reads at all (`swml.limits`: size, nesting, YAML aliases;
+    or a fetch that ran out of time): it was not checked, so `validate` exits 2 rather than 1."""
+
+
 class IssueCollector:
     """Gathers issues for one document, turning field paths into `path` strings and lines."""
 

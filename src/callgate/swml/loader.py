@@ -23,11 +23,20 @@ import yaml
 from pydantic import ValidationError
 
 from callgate.swml.checks import check_ai
-from callgate.swml.errors import DocumentError, Issue, IssueCollector, Severity
+from callgate.swml.errors import DocumentError, DocumentLimitError, Issue, IssueCollector, Severity
 from callgate.swml.fetch import CallInfo, Fetched, fetch_text, fetch_text_sync, is_url
 from callgate.swml.known import KNOWN_VERBS
+from callgate.swml.limits import (
+    MAX_DOCUMENT_BYTES,
+    LimitExceeded,
+    check_data_depth,
+    check_size,
+    load_json,
+    load_yaml,
+)
 from callgate.swml.lines import LineMap, Loc, format_path
 from callgate.swml.models import AI, Document, Verb
+from callgate.swml.syntax import SyntaxProblem, json_problem, yaml_problem
 from callgate.swml.verbs import check_verb
 
 _TOP_LEVEL = frozenset({"version", "sections"})
@@ -62,27 +71,13 @@ _Loader.yaml_implicit_resolvers["+"] = [
 ]
 
 
-# YAML aliases can make a small text expand enormously ("billion laughs"); SWML has no need for that.
-MAX_EXPANDED_VALUES = 200_000
-
-
-def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
-    """How many values the node stands for once every alias is expanded (computed once per node)."""
-    known = memo.get(id(node))
-    if known is not None:
-        return known
-    memo[id(node)] = 1  # a recursive alias counts once instead of looping
-    size = 1
-    if isinstance(node, yaml.SequenceNode):
-        size += sum(_expanded_size(item, memo) for item in node.value)
-    elif isinstance(node, yaml.MappingNode):
-        size += sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
-    memo[id(node)] = size
-    return size
-
-
 def _fail(message: str, *, source: str | None, line: int | None = None) -> DocumentError:
     return DocumentError([Issue(Severity.ERROR, "", line, message, source)])
+
+
+def _refuse(exc: LimitExceeded, *, source: str | None, lines: LineMap | None = None) -> DocumentLimitError:
+    line = exc.line if exc.line is not None or lines is None else lines.line_for(exc.loc)
+    return DocumentLimitError([Issue(Severity.ERROR, format_path(exc.loc), line, exc.message, source)])
 
 
 def _compose(text: str) -> yaml.Node | None:
@@ -93,62 +88,48 @@ def _compose(text: str) -> yaml.Node | None:
         loader.dispose()
 
 
-def _yaml_failure(exc: yaml.YAMLError, text: str, source: str | None) -> DocumentError:
-    """A YAML error as an issue with the line (and column) where the parser stopped."""
-    if isinstance(exc, yaml.MarkedYAMLError):
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        column = f" (column {mark.column + 1})" if mark is not None else ""
-        problem = exc.problem or exc.context or "syntax error"
-        context = f", {exc.context}" if exc.context and exc.problem else ""
-        return _fail(f"invalid YAML: {problem}{context}{column}", source=source, line=line)
-    if isinstance(exc, yaml.reader.ReaderError):
-        line = text.count("\n", 0, max(exc.position, 0)) + 1
-        code = exc.character if isinstance(exc.character, int) else ord(exc.character[:1] or "?")
-        return _fail(f"invalid YAML: {exc.reason} (character #x{code:04x})", source=source, line=line)
-    return _fail(f"invalid YAML: {exc}", source=source)
+def _syntax_failure(kind: str, problem: SyntaxProblem, source: str | None) -> DocumentError:
+    """`invalid YAML: <problem> (column C), in the <construct> that began at line L, column C`."""
+    column = f" (column {problem.column})" if problem.column is not None else ""
+    began = f", in {problem.began}" if problem.began else ""
+    return _fail(f"invalid {kind}: {problem.problem}{column}{began}", source=source, line=problem.line)
 
 
 def read_text(text: str, *, source: str | None = None) -> tuple[Any, LineMap]:
-    """Parse YAML or JSON text into plain data and the line of every key (raises DocumentError)."""
+    """Parse YAML or JSON text into plain data and the line of every key (raises DocumentError;
+    DocumentLimitError past the limits of `swml.limits`)."""
     if text.startswith("\ufeff"):
         text = text[1:]
+    try:
+        check_size(len(text))  # characters: a cheap lower bound of the bytes
+    except LimitExceeded as exc:
+        raise _refuse(exc, source=source) from None
     if text.lstrip().startswith(("{", "[")):
-        # JSON gets JSON's own syntax errors; its lines still come from YAML (JSON is YAML).
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise _fail(
-                f"invalid JSON: {exc.msg} (column {exc.colno})", source=source, line=exc.lineno
-            ) from exc
-        except RecursionError as exc:
-            raise _fail("the document is nested too deeply", source=source) from exc
-        try:
-            node = _compose(text)
-        except (yaml.YAMLError, RecursionError):
-            node = None
-        return data, LineMap.from_node(node) if node is not None else LineMap()
+        return _read_json(text, source)
     try:
-        loader = _Loader(text)
-    except yaml.YAMLError as exc:  # the reader refuses control characters up front
-        raise _yaml_failure(exc, text, source) from exc
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            raise _fail("the document is empty", source=source)
-        if _expanded_size(node, {}) > MAX_EXPANDED_VALUES:
-            raise _fail(
-                f"the document expands to more than {MAX_EXPANDED_VALUES} values (YAML aliases)",
-                source=source,
-            )
-        data = loader.construct_document(node)
-    except yaml.YAMLError as exc:
-        raise _yaml_failure(exc, text, source) from exc
-    except RecursionError as exc:
-        raise _fail("the document is nested too deeply", source=source) from exc
-    finally:
-        loader.dispose()
+        data, node = load_yaml(text, _Loader)
+    except yaml.YAMLError as exc:  # the reader refuses control characters up front, too
+        raise _syntax_failure("YAML", yaml_problem(exc, text), source) from exc
+    except LimitExceeded as exc:
+        raise _refuse(exc, source=source) from None
+    if node is None:
+        raise _fail("the document is empty", source=source)
     return data, LineMap.from_node(node)
+
+
+def _read_json(text: str, source: str | None) -> tuple[Any, LineMap]:
+    # JSON gets JSON's own syntax errors; its lines still come from YAML (JSON is YAML).
+    try:
+        data = load_json(text)
+    except json.JSONDecodeError as exc:
+        raise _syntax_failure("JSON", json_problem(exc), source) from exc
+    except LimitExceeded as exc:
+        raise _refuse(exc, source=source) from None
+    try:
+        node = _compose(text)
+    except (yaml.YAMLError, RecursionError):
+        node = None
+    return data, LineMap.from_node(node) if node is not None else LineMap()
 
 
 # ---------------------------------------------------------------- data → Document
@@ -304,7 +285,12 @@ def parse_document(
     """Turn parsed YAML/JSON data into a `Document` (raises DocumentError listing every error).
 
     `allowed_hosts` are webhook hosts not warned about even if private (the host that served the document).
+    Data nested deeper than `swml.limits.MAX_DEPTH` (an inline document, say) raises DocumentLimitError.
     """
+    try:
+        check_data_depth(data)
+    except LimitExceeded as exc:
+        raise _refuse(exc, source=source, lines=lines) from None
     issues = IssueCollector(source=source, lines=lines)
     if lines is not None:
         for loc, _line in lines.duplicates:
@@ -372,7 +358,13 @@ def load_document(source: str | Path, *, call: CallInfo | None = None, timeout: 
     path = Path(source)
     name = str(source)
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as file:
+            # One byte past the limit is enough to know the file is too large.
+            raw = file.read(MAX_DOCUMENT_BYTES + 1)
+            if len(raw) > MAX_DOCUMENT_BYTES:
+                check_size(max(len(raw), path.stat().st_size))
+    except LimitExceeded as exc:
+        raise _refuse(exc, source=name) from None
     except OSError as exc:
         raise _fail(f"cannot read the file: {exc.strerror or exc}", source=name) from exc
     try:
