@@ -1,4 +1,9 @@
-"""`callgate validate FILE|URL [--json]`: a document's errors and warnings (exit 1 on any error)."""
+"""`callgate validate FILE|URL [--json]`: a document's errors and warnings.
+
+Exit codes: 0 valid (warnings allowed); 1 errors; 2 the document is beyond what callgate reads at
+all (larger than 1 MB, nested more than 64 levels, YAML aliases expanding past 200,000 values, or a
+URL whose whole fetch took longer than `--timeout`), so it was not checked further.
+"""
 
 from __future__ import annotations
 
@@ -10,29 +15,36 @@ from rich.console import Console
 from rich.markup import escape
 
 from callgate.redact import redact
-from callgate.swml.errors import DocumentError, Issue, Severity
+from callgate.swml.errors import DocumentError, DocumentLimitError, Issue, Severity
+from callgate.swml.fetch import FETCH_TIMEOUT
 from callgate.swml.loader import LoadResult, load_document
 from callgate.swml.models import AI, Document
 
 EXIT_OK = 0
 EXIT_INVALID = 1
+EXIT_REFUSED = 2
 
 
 def validate(
     source: Annotated[str, typer.Argument(help="A SWML document: a YAML/JSON file or an http(s) URL.")],
     json_output: Annotated[bool, typer.Option("--json", help="Print the issues as JSON.")] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for a URL.")] = 10.0,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds for the whole fetch of a URL (connect, headers and body).")
+    ] = FETCH_TIMEOUT,
 ) -> None:
-    """Check a SWML agent document: print its errors and warnings (exit 1 on any error).
+    """Check a SWML agent document: print its errors and warnings (exit 1 on any error; 2 if it is
+    too large, too deeply nested or too slow to fetch to be checked at all).
 
     Only a document given as a URL is fetched (with SignalWire's POST); the webhooks it names are not.
     """
     result: LoadResult | None = None
+    refused = False
     try:
         result = load_document(source, timeout=timeout)
         issues = result.warnings
     except DocumentError as exc:
         issues = exc.issues
+        refused = isinstance(exc, DocumentLimitError)
     errors = [issue for issue in issues if issue.severity is Severity.ERROR]
     shown_source = (result.source if result is not None else None) or _shown(source, issues)
     if json_output:
@@ -45,7 +57,7 @@ def validate(
         typer.echo(json.dumps(report, indent=2))
     else:
         _print_report(Console(soft_wrap=True, highlight=False), shown_source, issues, result)
-    raise typer.Exit(EXIT_INVALID if errors else EXIT_OK)
+    raise typer.Exit(EXIT_REFUSED if refused else EXIT_INVALID if errors else EXIT_OK)
 
 
 def _shown(source: str, issues: list[Issue]) -> str:

@@ -4,10 +4,17 @@ SignalWire POSTs `{call: {call_id, direction, type, from, to, headers, ...}, var
 the document URL, with `user:pass@` from the URL sent as basic auth. The signalwire-agents SDK binds
 the per-call tokens in the document it renders to that `call_id` and refuses any other, so the caller
 must keep the `CallInfo` (see `LoadResult.call`) and send the same call_id in every SWAIG request.
+
+The whole fetch is bounded: `FETCH_TIMEOUT` seconds for everything (not per read: a server dripping
+a byte at a time cannot stretch it) and `swml.limits.MAX_DOCUMENT_BYTES` of body (an endless body
+stops there). Either is a `DocumentLimitError` naming the URL, its credentials redacted.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import functools
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,10 +24,13 @@ import httpx
 from httpx._client import UseClientDefault  # the type of httpx.USE_CLIENT_DEFAULT
 
 from callgate.redact import redact
-from callgate.swml.errors import DocumentError, Issue, Severity
+from callgate.swml.errors import DocumentError, DocumentLimitError, Issue, Severity
+from callgate.swml.limits import MAX_DOCUMENT_BYTES
 
 _ACCEPT = "application/json, application/yaml, text/yaml, text/plain;q=0.5, */*;q=0.1"
 _USER_AGENT = "callgate (SWML fetch)"
+# Seconds for a whole document fetch (connect, headers and body), unless the caller says otherwise.
+FETCH_TIMEOUT = 10.0
 
 
 def _new_call_id() -> str:
@@ -99,9 +109,9 @@ class Fetched:
 
 
 class _Request:
-    """Everything one fetch needs, prepared once for the sync and async clients."""
+    """Everything one fetch needs: the request, and the limits on the whole exchange."""
 
-    def __init__(self, url: str, body: dict[str, Any], timeout: float) -> None:
+    def __init__(self, url: str, body: dict[str, Any], timeout: float, max_bytes: int) -> None:
         self.clean_url, credentials = split_credentials(url)
         self.password = credentials[1] if credentials else ""
         self.auth: httpx.BasicAuth | UseClientDefault = (
@@ -111,43 +121,68 @@ class _Request:
         self.host = (urlsplit(url).hostname or "").lower()
         self.body = body
         self.timeout = timeout
+        self.max_bytes = max_bytes
         self.headers = {"Accept": _ACCEPT, "User-Agent": _USER_AGENT}
 
-    async def send(
-        self, client: httpx.AsyncClient, extensions: dict[str, Any] | None = None
-    ) -> httpx.Response:
-        return await client.post(
-            self.clean_url,
-            json=self.body,
-            auth=self.auth,
-            headers=self.headers,
-            timeout=self.timeout,
-            follow_redirects=True,
-            extensions=extensions,
+    async def run(self, client: httpx.AsyncClient, extensions: dict[str, Any] | None) -> Fetched:
+        """The whole exchange — connecting, headers, every byte of the body — within `timeout`
+        seconds, and the body read only up to `max_bytes` (a slow drip or an endless body stops)."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                async with client.stream(
+                    "POST",
+                    self.clean_url,
+                    json=self.body,
+                    auth=self.auth,
+                    headers=self.headers,
+                    timeout=self.timeout,
+                    follow_redirects=True,
+                    extensions=extensions,
+                ) as response:
+                    return self.finish(response, await self._read(response))
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            raise self.fail(
+                f"no complete answer within {self.timeout:g} s (timeout for the whole fetch)", limit=True
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise self.fail(f"could not fetch the document: {type(exc).__name__}: {exc}") from exc
+
+    async def _read(self, response: httpx.Response) -> bytes:
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            raise self.too_large(int(declared))
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > self.max_bytes:
+                raise self.too_large(len(body))
+        return bytes(body)
+
+    def too_large(self, size: int) -> DocumentError:
+        return self.fail(
+            f"the answer is larger than the {self.max_bytes}-byte limit for a document "
+            f"({size} bytes or more; stopped reading)",
+            limit=True,
         )
 
-    def fail(self, message: str) -> DocumentError:
+    def fail(self, message: str, *, limit: bool = False) -> DocumentError:
         # Credentials never go into the request URL, so messages should not hold them; this is a
         # belt-and-braces scrub (skipped for very short passwords, which would mangle the text).
         if len(self.password) >= 6:
             message = message.replace(self.password, "***")
-        return DocumentError([Issue(Severity.ERROR, "", None, message, self.redacted)])
+        issues = [Issue(Severity.ERROR, "", None, message, self.redacted)]
+        return DocumentLimitError(issues) if limit else DocumentError(issues)
 
-    def failure(self, exc: httpx.HTTPError) -> DocumentError:
-        if isinstance(exc, httpx.TimeoutException):
-            return self.fail(f"no answer within {self.timeout:g} s (timeout)")
-        return self.fail(f"could not fetch the document: {type(exc).__name__}: {exc}")
-
-    def finish(self, response: httpx.Response) -> Fetched:
+    def finish(self, response: httpx.Response, content: bytes) -> Fetched:
         content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
         if not 200 <= response.status_code < 300:
-            snippet = response.text[:200].strip()
+            snippet = content[:200].decode("utf-8", errors="replace").strip()
             detail = f": {snippet}" if snippet else ""
             raise self.fail(
                 f"the server answered HTTP {response.status_code} {response.reason_phrase}{detail}"
             )
         try:
-            text = response.content.decode(response.encoding or "utf-8")
+            text = content.decode(response.encoding or "utf-8")
         except (UnicodeDecodeError, LookupError) as exc:
             raise self.fail(f"the body is not text ({content_type or 'no content type'}): {exc}") from exc
         return Fetched(text=text, content_type=content_type, url=self.redacted, host=self.host)
@@ -157,51 +192,54 @@ async def fetch_text(
     url: str,
     *,
     call: CallInfo,
-    timeout: float = 10.0,
+    timeout: float = FETCH_TIMEOUT,
+    max_bytes: int = MAX_DOCUMENT_BYTES,
     vars: dict[str, Any] | None = None,
     envs: dict[str, Any] | None = None,
     params: dict[str, Any] | None = None,
     client: httpx.AsyncClient | None = None,
     extensions: dict[str, Any] | None = None,
 ) -> Fetched:
-    """POST SignalWire's document request to `url` and return the body (raises DocumentError).
+    """POST SignalWire's document request to `url` and return the body (raises DocumentError;
+    DocumentLimitError when the whole fetch takes more than `timeout` seconds or the body is larger
+    than `max_bytes`).
 
     `client` lets a caller reuse its own connection pool; otherwise a client is made for this fetch.
     `extensions` go with the request (and its redirects) to the client's transport: the
     private-address guard for a document another document names.
     """
-    request = _Request(url, request_body(call, vars=vars, envs=envs, params=params), timeout)
-    try:
-        if client is not None:
-            response = await request.send(client, extensions)
-        else:
-            async with httpx.AsyncClient(timeout=timeout) as own:
-                response = await request.send(own)
-    except httpx.HTTPError as exc:
-        raise request.failure(exc) from exc
-    return request.finish(response)
+    request = _Request(url, request_body(call, vars=vars, envs=envs, params=params), timeout, max_bytes)
+    if client is not None:
+        return await request.run(client, extensions)
+    async with httpx.AsyncClient(timeout=timeout) as own:
+        return await request.run(own, extensions)
 
 
 def fetch_text_sync(
     url: str,
     *,
     call: CallInfo,
-    timeout: float = 10.0,
+    timeout: float = FETCH_TIMEOUT,
+    max_bytes: int = MAX_DOCUMENT_BYTES,
     vars: dict[str, Any] | None = None,
     envs: dict[str, Any] | None = None,
     params: dict[str, Any] | None = None,
 ) -> Fetched:
-    """`fetch_text` for synchronous callers (the CLI, `load_document`)."""
-    request = _Request(url, request_body(call, vars=vars, envs=envs, params=params), timeout)
+    """`fetch_text` for synchronous callers (the CLI, `load_document`), with the same limits."""
+    fetch = functools.partial(
+        fetch_text,
+        url,
+        call=call,
+        timeout=timeout,
+        max_bytes=max_bytes,
+        vars=vars,
+        envs=envs,
+        params=params,
+    )
     try:
-        with httpx.Client(timeout=timeout, follow_redirects=True) as client:
-            response = client.post(
-                request.clean_url,
-                json=request.body,
-                auth=request.auth,
-                headers=request.headers,
-                timeout=request.timeout,
-            )
-    except httpx.HTTPError as exc:
-        raise request.failure(exc) from exc
-    return request.finish(response)
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(fetch())
+    # Called from inside an event loop's thread: fetch on a loop of its own in a worker thread.
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="swml-fetch") as pool:
+        return pool.submit(lambda: asyncio.run(fetch())).result()
