@@ -30,12 +30,17 @@ from pydantic import (
 from callgate.channels.sim import LegSpec
 from callgate.durations import Duration
 from callgate.scenario.model_server import ScriptEntry
+from callgate.swml.limits import MAX_DEPTH, MAX_DOCUMENT_BYTES, LimitExceeded, load_json, load_yaml
 from callgate.swml.lines import LineMap
+from callgate.swml.syntax import SyntaxProblem, json_problem, yaml_problem
 from callgate.telephony.base import EndedReason
 
 DEFAULT_MAX_DURATION = 600.0
 LLM_ROLES = ("agent", "summary", "consult", "post_prompt")
 SCENARIO_SUFFIXES = (".yaml", ".yml", ".json")
+# An inline `agent:` sits one level under the scenario; the document limits apply to it as to a file.
+SCENARIO_MAX_DEPTH = MAX_DEPTH + 1
+SCENARIO_MAX_BYTES = 2 * MAX_DOCUMENT_BYTES
 
 
 class ScenarioError(Exception):
@@ -381,48 +386,64 @@ def parse_scenario(
 
 def _read_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            raw = file.read(SCENARIO_MAX_BYTES + 1)
     except OSError as exc:
         raise ScenarioError(path, [f"cannot read: {exc.strerror or exc}"]) from None
+    if len(raw) > SCENARIO_MAX_BYTES:
+        raise ScenarioError(path, [f"larger than the {SCENARIO_MAX_BYTES}-byte limit for a scenario file"])
+    try:
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ScenarioError(path, ["not UTF-8 text"]) from None
 
 
-def _parse_text(path: Path, text: str) -> Any:
+def _parse_text(path: Path, text: str) -> tuple[Any, LineMap | None]:
+    """The file's data and where each field sits (None for JSON, if its lines cannot be worked out).
+
+    Read within the limits of `swml.limits` (depth, YAML aliases), so a hostile file is one bad
+    scenario with a clear message, never a crash or a hang of the whole run."""
     try:
         if path.suffix.lower() == ".json":
-            return json.loads(text)
-        return yaml.safe_load(text)
+            return load_json(text, max_depth=SCENARIO_MAX_DEPTH), _line_map(text)
+        data, node = load_yaml(text, yaml.SafeLoader, max_depth=SCENARIO_MAX_DEPTH)
+        return data, LineMap.from_node(node) if node is not None else None
     except json.JSONDecodeError as exc:
+        problem = json_problem(exc)
         raise ScenarioError(
-            path, [f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"]
+            path, [f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}{_began(problem)}"]
         ) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ScenarioError(path, [f"invalid YAML{where}: {problem}"]) from None
+        problem = yaml_problem(exc, text)
+        where = f" at line {problem.line}" if problem.line is not None else ""
+        where += f", column {problem.column}" if problem.column is not None else ""
+        raise ScenarioError(path, [f"invalid YAML{where}: {problem.problem}{_began(problem)}"]) from None
+    except LimitExceeded as exc:
+        line = f" (line {exc.line})" if exc.line is not None else ""
+        raise ScenarioError(path, [f"{exc.message}{line}"]) from None
+
+
+def _began(problem: SyntaxProblem) -> str:
+    return f", in {problem.began}" if problem.began else ""
 
 
 def _line_map(text: str) -> LineMap | None:
-    """Where each field sits in the text (JSON is YAML too); None if it cannot be worked out."""
+    """Where each field sits in a JSON text (JSON is YAML too); None if it cannot be worked out."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return None
     return LineMap.from_node(node) if node is not None else None
 
 
 def read_document(path: Path) -> Any:
-    """Parse a YAML or JSON file; raises ScenarioError for an unreadable or malformed file."""
-    return _parse_text(path, _read_text(path))
+    """Parse a YAML or JSON file; raises ScenarioError for an unreadable, malformed or hostile file."""
+    return _parse_text(path, _read_text(path))[0]
 
 
 def load_scenario(path: Path) -> Scenario:
     """Read and validate a scenario file; an `agent:` path must exist relative to the file."""
-    text = _read_text(path)
-    data = _parse_text(path, text)
-    lines = _line_map(text) if isinstance(data, dict) else None
+    data, lines = _parse_text(path, _read_text(path))
     scenario = parse_scenario(data, file=path, default_name=path.stem, lines=lines)
     if isinstance(scenario.agent, str) and not scenario.agent_is_url:
         agent_path = (path.parent / scenario.agent).resolve()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import re
 import traceback
 from collections.abc import Callable, Iterable
@@ -19,12 +18,17 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
-import yaml
 
 from callgate.channels.sim import SimCall, SimSwitch, SimWorld
 from callgate.scenario.driver import CallUnderTest, LegDriver, TurnDriver
 from callgate.scenario.expect import check
-from callgate.scenario.format import SCENARIO_SUFFIXES, Scenario, ScenarioError, load_scenario
+from callgate.scenario.format import (
+    SCENARIO_SUFFIXES,
+    Scenario,
+    ScenarioError,
+    load_scenario,
+    read_document,
+)
 from callgate.scenario.http_stubs import StubTransport
 from callgate.scenario.model_server import ScriptedModelServer
 from callgate.scenario.report import ScenarioResult
@@ -120,13 +124,13 @@ _TOP_KEY = re.compile(r"^[\"']?(agent|turns|expect)[\"']?\s*:", re.MULTILINE)
 def _looks_like_scenario(path: Path) -> bool:
     """A top-level mapping with `agent` and (`turns` or `expect`): agent documents are not scenarios."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return False
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError):
+        data = read_document(path)
+    except ScenarioError:
         # A broken file that names the keys at the top level is a scenario to report, not to skip.
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return False
         keys = set(_TOP_KEY.findall(text))
         return "agent" in keys and bool(keys & {"turns", "expect"})
     return isinstance(data, dict) and "agent" in data and ("turns" in data or "expect" in data)

@@ -33,7 +33,7 @@ import selectors
 import socket
 import threading
 import time as _time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import Executor
 from types import TracebackType
 from typing import Any, Protocol, TypeVar, TypeVarTuple, cast, runtime_checkable
@@ -372,3 +372,53 @@ async def within(clock: Clock, seconds: float, work: Awaitable[T]) -> T:
     if not task.cancelled():
         task.exception()  # seen: a failure in its clean-up is not the caller's to handle
     raise Deadline(f"not done within {seconds:g}s")
+
+
+# ---------------------------------------------------------------- real-time limits
+
+
+class RealTimeLimit:
+    """A budget of real seconds for work outside virtual time (another process answering over the
+    network while the virtual clock is held). The loop's own timers stand still while time is held,
+    so a timeout on them would never fire; this one runs on a thread timer in real time.
+
+    `async with limit.running():` raises TimeoutError once the budget is spent, whether or not the
+    loop's time is virtual or held; several blocks may share one budget.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._end = _time.monotonic() + max(0.0, seconds)
+
+    def remaining(self) -> float:
+        return max(0.0, self._end - _time.monotonic())
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("RealTimeLimit.running() needs a task")
+        state = {"inside": True, "fired": False}
+
+        def fire() -> None:  # on the loop's thread
+            if state["inside"]:
+                state["fired"] = True
+                task.cancel()
+
+        def from_thread() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                loop.call_soon_threadsafe(fire)
+
+        timer = threading.Timer(self.remaining(), from_thread)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        except asyncio.CancelledError:
+            if state["fired"] and task.uncancel() == 0:
+                raise TimeoutError(f"not done within {self.seconds:g} s of real time") from None
+            raise
+        finally:
+            state["inside"] = False
+            timer.cancel()
