@@ -105,9 +105,10 @@ def run_cli(
 
 
 def chat(
-    agent: Path, lines: list[str], model_url: str, store: Path, timeout: float = 60
+    agent: Path | str, lines: list[str], model_url: str, store: Path, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    """`callgate chat AGENT` with typed lines; stdin stays open so the agent ends the call."""
+    """`callgate chat AGENT` (a file or a URL) with typed lines; stdin stays open so the agent ends
+    the call."""
     env = {**os.environ, "CALLGATE_LLM_URL": model_url, "CALLGATE_DB": str(store), "OPENAI_API_KEY": "test"}
     proc = subprocess.Popen(
         [str(CALLGATE), "chat", str(agent), "--from", "+15551230000", "--to", "+15559870000"],

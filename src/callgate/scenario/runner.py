@@ -119,6 +119,8 @@ def build_call_under_test(
 
 
 _TOP_KEY = re.compile(r"^[\"']?(agent|turns|expect)[\"']?\s*:", re.MULTILINE)
+# JSON is often written on one line: its keys need not start one.
+_JSON_KEY = re.compile(r"\"(agent|turns|expect)\"\s*:")
 
 
 def _looks_like_scenario(path: Path) -> bool:
@@ -131,7 +133,7 @@ def _looks_like_scenario(path: Path) -> bool:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             return False
-        keys = set(_TOP_KEY.findall(text))
+        keys = set((_JSON_KEY if path.suffix.lower() == ".json" else _TOP_KEY).findall(text))
         return "agent" in keys and bool(keys & {"turns", "expect"})
     return isinstance(data, dict) and "agent" in data and ("turns" in data or "expect" in data)
 
