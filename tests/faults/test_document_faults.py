@@ -8,16 +8,18 @@ traceback; `validate` refuses exactly what the runtime cannot run — at the lim
 
 from __future__ import annotations
 
+import asyncio
 import json
 import textwrap
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from callgate.swml.errors import DocumentError, DocumentLimitError
 from callgate.swml.limits import MAX_DEPTH, MAX_DOCUMENT_BYTES
-from callgate.swml.loader import load_text
+from callgate.swml.loader import fetch_document, load_text
 
 from .misbehaving import MisbehavingServer
 from .security_support import ModelThread, chat, run_cli
@@ -120,6 +122,21 @@ def test_an_endless_body_stops_at_the_size_cap() -> None:
     assert result.returncode == EXIT_REFUSED
     (error,) = json.loads(result.stdout)["errors"]
     assert f"larger than the {MAX_DOCUMENT_BYTES}-byte limit" in error["message"]
+
+
+@pytest.mark.parametrize(("path", "expected"), [("/drip", "within 2 s"), ("/endless", "byte limit")])
+def test_fetch_document_in_a_running_call_is_bounded_too(path: str, expected: str) -> None:
+    """The async fetch `serve` and the assistant hand-off use, with the call's own HTTP client."""
+
+    async def fetch(url: str) -> None:
+        async with httpx.AsyncClient() as client:
+            await fetch_document(url, timeout=2, client=client)
+
+    with MisbehavingServer(drip_every=0.2) as server, pytest.raises(DocumentLimitError) as info:
+        asyncio.run(fetch(server.url(path, userinfo=f"u:{SECRET}")))
+    (error,) = info.value.errors
+    assert expected in error.message and SECRET not in str(error)
+    assert error.source == f"http://u:***@127.0.0.1:{server.port}{path}"
 
 
 def _big_document() -> str:
