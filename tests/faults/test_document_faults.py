@@ -22,7 +22,7 @@ from callgate.swml.limits import MAX_DEPTH, MAX_DOCUMENT_BYTES
 from callgate.swml.loader import fetch_document, load_text
 
 from .misbehaving import MisbehavingServer
-from .security_support import ModelThread, chat, run_cli
+from .security_support import ModelThread, Receiver, chat, run_cli
 
 SECRET = "s3cret-Pa55word"
 EXIT_REFUSED = 2
@@ -249,6 +249,39 @@ def test_a_document_at_the_depth_limit_runs_in_callgate_test(tmp_path: Path) -> 
     output = _clean(refused)
     assert refused.returncode == EXIT_REFUSED, output
     assert f"nested more than {MAX_DEPTH} levels deep" in output
+
+
+def test_nesting_past_the_limit_from_a_webhook_or_the_model_is_a_bad_answer_not_a_crash(
+    tmp_path: Path,
+) -> None:
+    """The same limit holds for JSON that arrives during the call: a webhook answer and the model's
+    function arguments nested 500 deep are refused as unusable; the call goes on and is recorded."""
+    with Receiver({"/deep": {"response": "ok", "action": [{"set_global_data": nested(500)}]}}) as hooks:
+        agent = tmp_path / "agent.json"
+        function = {"description": "d", "parameters": {"type": "object", "properties": {}}}
+        ai = {
+            "prompt": {"text": "You are Frank."},
+            "params": {"swaig_allow_private_urls": True},
+            "SWAIG": {"functions": [{"function": "lookup", "web_hook_url": hooks.url + "/deep", **function}]},
+        }
+        agent.write_text(json.dumps({"sections": {"main": [{"ai": ai}]}}))
+        scripts = {
+            "agent": [
+                {"tool_calls": [{"name": "lookup", "arguments": nested(500)}]},
+                {"text": 'Sorry. <imsagent_hangup endword="Bye."/>'},
+                {"text": "A summary."},
+            ]
+        }
+        store = tmp_path / "calls.db"
+        with ModelThread(scripts) as model:
+            result = chat(agent, ["hello"], model.base_url("agent"), store)
+    output = _clean(result)
+    assert result.returncode == 0, output
+    assert "Sorry." in output and "call recorded" in output
+    assert len(hooks.requests) == 1  # the function ran (with no usable arguments)
+    exported = run_cli(["calls", "export"], env={"CALLGATE_DB": str(store)})
+    assert exported.returncode == 0, _clean(exported)
+    assert f"nested more than {MAX_DEPTH} levels deep" in exported.stdout  # the webhook's failure
 
 
 # ---------------------------------------------------------------- YAML aliases

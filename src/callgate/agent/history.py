@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from callgate.llm.types import ToolCall
+from callgate.swml.limits import load_json
 
 # An hour-long call must not grow every request without limit: without
 # params.conversation_sliding_window, the model sees the newest 200 messages (and the system prompt).
@@ -192,9 +192,10 @@ class Conversation:
 
 
 def parse_arguments(raw: str) -> dict[str, Any]:
-    """Tool-call arguments as a dict; anything unparsable becomes an empty dict."""
+    """Tool-call arguments as a dict; anything unparsable — or nested deeper than the call can copy,
+    render and record (`swml.limits`) — becomes an empty dict."""
     try:
-        value = json.loads(raw) if raw.strip() else {}
-    except (json.JSONDecodeError, AttributeError):
+        value = load_json(raw) if raw.strip() else {}
+    except (ValueError, AttributeError):
         return {}
     return value if isinstance(value, dict) else {}

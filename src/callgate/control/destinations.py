@@ -38,6 +38,7 @@ from callgate.agent.decisions import DynamicTarget
 from callgate.swaig.fetch import Credentials, fetch
 from callgate.swaig.provenance import server_strings
 from callgate.swaig.urlguard import Guard
+from callgate.swml.limits import load_json
 
 DEFAULT_TIMEOUT = 10.0
 MAX_ANSWER_BYTES = 64_000
@@ -269,7 +270,8 @@ class DestinationClient:
         if status is None or not 200 <= status <= 299:
             return Answer(failure=f"destination-error: HTTP {status}", status=status)
         try:
-            data = json.loads(fetched.body.decode("utf-8", errors="replace"))
+            # Within the document depth limit: deeper is not an answer the call can use.
+            data = load_json(fetched.body.decode("utf-8", errors="replace"))
         except ValueError:
             return Answer(failure="destination-error: malformed answer (not JSON)", status=status)
         answer = parse_answer(data)

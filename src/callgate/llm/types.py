@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 # Re-exported: model clients take the project's clock (real or virtual) for back-off and latency.
+from callgate.swml.limits import LimitExceeded, load_json
 from callgate.telephony.clock import Clock as Clock
 
 
@@ -24,9 +25,11 @@ class ToolCall:
         if not text:
             return {}
         try:
-            value = json.loads(text)
+            value = load_json(text)
         except json.JSONDecodeError as exc:
             raise ValueError(f"arguments of {self.name!r} are not valid JSON: {exc.msg}") from exc
+        except LimitExceeded as exc:
+            raise ValueError(f"arguments of {self.name!r} are {exc.message}") from exc
         if not isinstance(value, dict):
             raise ValueError(f"arguments of {self.name!r} are not a JSON object")
         return value

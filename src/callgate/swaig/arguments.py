@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from callgate.swml.limits import LimitExceeded, check_data_depth, load_json
+
 _decoder = json.JSONDecoder()
 
 
@@ -33,7 +35,10 @@ def parse_arguments(raw: str | None) -> Arguments:
     if not stripped:
         return Arguments(raw=text, parsed=[], substituted="")
     try:
-        value = json.loads(stripped)
+        value = load_json(stripped)
+    except LimitExceeded:
+        # Deeper than the call can copy, render and record: no arguments a function can use.
+        return Arguments(raw=text, parsed=[], substituted=text)
     except ValueError:
         value = None
     else:
@@ -45,7 +50,10 @@ def parse_arguments(raw: str | None) -> Arguments:
     while start != -1:
         try:
             found, end = _decoder.raw_decode(text, start)
-        except ValueError:
+            check_data_depth(found)
+        except LimitExceeded:
+            break
+        except (ValueError, RecursionError):
             start = text.find("{", start + 1)
             continue
         if isinstance(found, dict):

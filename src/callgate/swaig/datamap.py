@@ -29,6 +29,7 @@ from typing import Any
 from callgate.swaig.fetch import Fetched, safe_url
 from callgate.swaig.matching import matches
 from callgate.swaig.render import render_tree
+from callgate.swml.limits import LimitExceeded, load_json
 from callgate.swml.models import DataMap, Expression, Output, Webhook
 from callgate.template import expand, expand_url, expand_value, lookup
 
@@ -149,7 +150,9 @@ def read_answer(
     if not text:
         return {"parse_error": True}, f"parse_error: empty answer (HTTP {fetched.status})"
     try:
-        data = json.loads(text)
+        data = load_json(text)
+    except LimitExceeded as exc:  # deeper than the call can copy, render and record
+        return {"parse_error": True}, f"parse_error: answer is {exc.message} (HTTP {fetched.status})"
     except ValueError:
         return {"parse_error": True}, f"parse_error: answer is not JSON (HTTP {fetched.status})"
     if not isinstance(data, dict | list):

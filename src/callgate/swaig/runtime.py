@@ -47,6 +47,7 @@ from callgate.swaig.provenance import model_strings, server_strings
 from callgate.swaig.schema import openai_tool
 from callgate.swaig.swaig_log import SwaigLogEntry
 from callgate.swaig.urlguard import Guard
+from callgate.swml.limits import LimitExceeded, load_json
 from callgate.swml.models import AI, DataMap, Function, Include
 from callgate.swml.types import parse_bool
 from callgate.template import TemplateEnv, expand, expand_value, with_env
@@ -596,6 +597,8 @@ def _json_answer(fetched: Fetched) -> tuple[Any, str | None]:
     if not text:
         return None, f"its webhook gave an empty answer (HTTP {fetched.status})"
     try:
-        return json.loads(text), None
+        return load_json(text), None
+    except LimitExceeded as exc:  # deeper than the call can copy, render and record
+        return None, f"its webhook answer is {exc.message} (HTTP {fetched.status})"
     except ValueError:
         return None, f"its webhook answer is not JSON (HTTP {fetched.status})"
