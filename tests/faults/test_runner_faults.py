@@ -7,12 +7,15 @@ Every run has a timeout: a hang fails the test instead of blocking it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from callgate.telephony.clock import RealTimeLimit, VirtualClock, run_virtual
 
 from .misbehaving import MisbehavingServer
 from .security_support import run_cli
@@ -177,3 +180,27 @@ def test_a_stubbed_request_the_engine_gives_up_on_is_still_recorded(tmp_path: Pa
     assert exchange["status"] is None  # never answered: the engine gave up first
     kinds = [event["kind"] for event in entry["timeline"]]
     assert "http-abandoned" in kinds
+
+
+def test_a_real_time_limit_fires_while_virtual_time_is_held() -> None:
+    """What bounds the `agent:` URL and passthrough requests: the loop's own timers stand still while
+    time is held, so only a limit counted in real seconds ends work that never finishes."""
+
+    async def main(clock: VirtualClock) -> tuple[bool, float]:
+        never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        timed_out = False
+        with clock.hold():
+            try:
+                async with RealTimeLimit(0.5).running():
+                    await never
+            except TimeoutError:
+                timed_out = True
+        # Not held: a long virtual sleep inside a real-time limit takes no real time and is not cut.
+        async with RealTimeLimit(30).running():
+            await clock.sleep(3600)
+        await asyncio.sleep(0)  # no stray cancellation arrives after the block
+        return timed_out, clock.monotonic()
+
+    timed_out, now = run_virtual(main)
+    assert timed_out
+    assert now >= 3600
