@@ -9,11 +9,13 @@ import asyncio
 import contextlib
 import math
 import os
+import re
+import secrets
 import shutil
 import socket
 import struct
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -38,6 +40,47 @@ def require(tool: str) -> str:
     if path is None:
         raise RuntimeError(f"{tool} is not installed: `make system-deps` installs it")
     return path
+
+
+async def until(condition: Callable[[], bool], deadline: float = 10.0, what: str = "") -> None:
+    """Poll until `condition()` holds; fail after `deadline` seconds."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + deadline
+    while not condition():
+        if loop.time() > give_up:
+            raise AssertionError(f"still waiting after {deadline:g}s for {what or condition}")
+        await asyncio.sleep(0.02)
+
+
+async def listening(port: int, deadline: float = 10.0) -> None:
+    """Until something (a sipp UAS we started) has bound UDP `port` on 127.0.0.1."""
+
+    def bound() -> bool:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                return True
+        return False
+
+    await until(bound, deadline, f"a listener on udp port {port}")
+
+
+def hang_up_cue(call_id: str, sipp_port: int) -> None:
+    """An in-dialog INFO to a sipp caller running scripted_caller.xml (sipp matches calls by
+    Call-ID): its cue to hang up now, so a scenario's `hangup` turn happens when the test says."""
+    message = (
+        f"INFO sip:sipp@127.0.0.1:{sipp_port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK{secrets.token_hex(8)}\r\n"
+        f"From: <sip:test@127.0.0.1>;tag={secrets.token_hex(4)}\r\n"
+        f"To: <sip:sipp@127.0.0.1:{sipp_port}>\r\n"
+        f"Call-ID: {call_id}\r\n"
+        "CSeq: 1 INFO\r\n"
+        "Max-Forwards: 70\r\n"
+        "Content-Length: 0\r\n\r\n"
+    )
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.sendto(message.encode(), ("127.0.0.1", sipp_port))
 
 
 # ---------------------------------------------------------------- audio
@@ -148,6 +191,29 @@ class RtpParty(asyncio.DatagramProtocol):
                 self.transport.sendto(sender.packet(encode(pcm[i : i + 320], "PCMU")), self.remote)
             await asyncio.sleep(0.02)
 
+    async def say_tone(self, frequency: float, seconds: float) -> None:
+        """A burst of voice (a tone) over the line's ongoing silence."""
+        self.frequency = frequency
+        try:
+            await self.send_tone(seconds)
+        finally:
+            self.frequency = None
+
+    async def quiet(self, deadline: float = 10.0) -> None:
+        """Until the far end's voice has stopped arriving: its last three frames are silence, or
+        nothing came for 100 ms (a voice burst then is not taken as talking over the agent)."""
+
+        def silent() -> bool:
+            if not self.received or time.time() - self.received[-1].at > 0.1:
+                return True
+            tail = b"".join(
+                decode(r.packet.payload, "PCMU") for r in self.received[-3:] if r.packet.payload_type == 0
+            )
+            samples = np.frombuffer(tail, dtype="<i2").astype(np.float64)
+            return samples.size == 0 or float(np.sqrt(np.mean(samples**2))) < 300
+
+        await until(silent, deadline, "the far end to go quiet")
+
     async def send_dtmf(self, digits: str, event_pt: int = 101) -> None:
         sender = RtpSender(event_pt)
         assert self.transport is not None and self.remote is not None
@@ -183,6 +249,24 @@ class SippResult:
     returncode: int
     output: str
     errors: str
+    messages: str = ""  # every message sipp sent and received (-trace_msg)
+
+    @property
+    def sent(self) -> list[str]:
+        return self._messages("sent")
+
+    @property
+    def received(self) -> list[str]:
+        return self._messages("received")
+
+    def _messages(self, direction: str) -> list[str]:
+        """The SIP messages sipp logged as `direction` ("sent"/"received"), each as its text."""
+        found: list[str] = []
+        for block in re.split(r"^-{10,} .*$", self.messages, flags=re.M):
+            header, _, text = block.strip().partition("\n")
+            if header.startswith(f"UDP message {direction}"):
+                found.append(text.strip())
+        return found
 
     @property
     def ok(self) -> bool:
@@ -197,9 +281,12 @@ async def sipp(
     timeout: float = 20.0,
     port: int | None = None,
     uas: bool = False,
+    calls: int = 1,
     workdir: Path,
 ) -> SippResult:
     """Run one sipp call of `scenario` (a file in scenarios/) against 127.0.0.1:target_port."""
+    local_port = port or free_udp_port()
+    messages_file = workdir / f"{scenario}.{local_port}.messages.log"
     args = [
         require("sipp"),
         "-sf",
@@ -207,15 +294,18 @@ async def sipp(
         "-i",
         "127.0.0.1",
         "-p",
-        str(port or free_udp_port()),
+        str(local_port),
         "-m",
-        "1",
+        str(calls),
         "-timeout",
         f"{int(timeout)}s",
         "-timeout_error",
         "-recv_timeout",
         f"{int(timeout * 1000)}",
         "-nostdin",
+        "-trace_msg",
+        "-message_file",
+        str(messages_file),
         "-trace_err",
         "-error_file",
         str(workdir / f"{scenario}.errors.log"),
@@ -240,7 +330,10 @@ async def sipp(
     errors_file = workdir / f"{scenario}.errors.log"
     errors = errors_file.read_text() if errors_file.exists() else ""
     return SippResult(
-        process.returncode or 0, out.decode(errors="replace")[-3000:], errors + err.decode(errors="replace")
+        process.returncode or 0,
+        out.decode(errors="replace")[-3000:],
+        errors + err.decode(errors="replace"),
+        messages_file.read_text(errors="replace") if messages_file.exists() else "",
     )
 
 

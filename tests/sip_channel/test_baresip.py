@@ -10,7 +10,7 @@ from pathlib import Path
 from callgate.telephony.base import Destination, EndedReason
 
 from .conftest import EndpointHarness
-from .peers import RecordingListener, free_udp_port, require, sipp, tone_share
+from .peers import RecordingListener, free_udp_port, listening, require, sipp, tone_share
 
 BARESIP_TONE = 700  # baresip's ausine source
 
@@ -90,7 +90,7 @@ async def test_baresip_answers_talks_and_follows_our_refer(sip: EndpointHarness,
         target = asyncio.ensure_future(
             sipp("transfer_target.xml", sip.port, uas=True, port=target_port, workdir=workdir, timeout=15)
         )
-        await asyncio.sleep(0.3)
+        await listening(target_port)
         leg = await sip.endpoint.switch.dial(Destination.parse(phone), "+15559870000", timeout=10)
         listener = RecordingListener()
         leg.use_speech(None, listener)

@@ -23,12 +23,15 @@ from callgate.telephony.base import (
 from .conftest import EndpointHarness
 from .peers import (
     RecordingListener,
+    SippResult,
     ToneSynthesizer,
     capture,
     free_udp_port,
+    listening,
     rtp_party,
     sipp,
     tone_share,
+    until,
 )
 
 
@@ -122,7 +125,7 @@ async def test_dial_and_bridge_carry_audio_both_ways(sip: EndpointHarness, workd
                 workdir=workdir,
             )
         )
-        await asyncio.sleep(0.3)  # sipp is listening
+        await listening(callee_port)
         caller = asyncio.ensure_future(
             sipp("caller_hangs_up.xml", sip.port, keys={"rtp_port": str(caller_media.port)}, workdir=workdir)
         )
@@ -158,13 +161,56 @@ async def test_dial_failures(sip: EndpointHarness, workdir: Path) -> None:
     callee = asyncio.ensure_future(
         sipp("callee_busy.xml", sip.port, uas=True, port=callee_port, workdir=workdir)
     )
-    await asyncio.sleep(0.3)
+    await listening(callee_port)
     await dial()
     assert (await callee).ok
     assert [f.code for f in result_box] == ["busy"]
     with pytest.raises(DialFailed) as unreachable:
         await sip.endpoint.switch.dial(Destination.parse("+15550002222"), "+15559870000", timeout=1)
     assert unreachable.value.code == "unreachable"  # a number needs --sip-proxy
+
+
+async def _dial_given_up_while_ringing(
+    sip: EndpointHarness, workdir: Path, script: str, keys: dict[str, str] | None = None
+) -> SippResult:
+    """Dial a sipp callee running `script`; once it has sent 180, the dialling task is cancelled
+    (what a warm transfer does when the caller hangs up on hold). sipp's result, once it ends."""
+    callee_port = free_udp_port()
+    callee = asyncio.ensure_future(
+        sipp(script, sip.port, uas=True, port=callee_port, keys=keys, workdir=workdir, timeout=15)
+    )
+    await listening(callee_port)
+    dial = asyncio.ensure_future(
+        sip.endpoint.switch.dial(
+            Destination.parse(f"sip:desk@127.0.0.1:{callee_port}"), "+15559870000", timeout=30
+        )
+    )
+    trace = workdir / f"{script}.{callee_port}.messages.log"
+    await until(lambda: trace.exists() and "180 Ringing" in trace.read_text(), 10, "the callee ringing")
+    dial.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await dial
+    return await callee
+
+
+async def test_a_dial_abandoned_while_ringing_acks_the_487(sip: EndpointHarness, workdir: Path) -> None:
+    """The INVITE transaction outlives the cancelled dial: the 487 after our CANCEL is ACKed
+    (RFC 3261 §17.1.1.3); the callee would otherwise resend it for 32 s and log a failed call."""
+    result = await _dial_given_up_while_ringing(sip, workdir, "callee_rings_forever.xml")
+    assert result.ok, result.errors
+    assert [m.split(" ")[0] for m in result.received] == ["INVITE", "CANCEL", "ACK"]
+
+
+async def test_a_2xx_crossing_our_cancel_is_acked_and_hung_up(sip: EndpointHarness, workdir: Path) -> None:
+    """The callee answered as the CANCEL left: nobody wants the call any more, so it gets our ACK
+    and then our BYE, not a connected line that nobody is on."""
+    async with rtp_party() as party:
+        result = await _dial_given_up_while_ringing(
+            sip, workdir, "callee_answers_as_we_cancel.xml", {"rtp_port": str(party.port)}
+        )
+    assert result.ok, result.errors
+    assert [m.split(" ")[0] for m in result.received] == ["INVITE", "CANCEL", "ACK", "BYE"]
+    assert sip.endpoint.active_calls == []
 
 
 async def test_a_dialled_party_that_only_rings_is_cancelled_at_the_timeout(
@@ -174,7 +220,7 @@ async def test_a_dialled_party_that_only_rings_is_cancelled_at_the_timeout(
     callee = asyncio.ensure_future(
         sipp("callee_rings_forever.xml", sip.port, uas=True, port=callee_port, workdir=workdir)
     )
-    await asyncio.sleep(0.3)
+    await listening(callee_port)
     with pytest.raises(DialFailed) as rang_out:
         await sip.endpoint.switch.dial(
             Destination.parse(f"sip:desk@127.0.0.1:{callee_port}"), "+15559870000", timeout=1
@@ -295,7 +341,7 @@ async def test_dialling_with_an_extension_presses_its_digits_after_the_answer(
                 workdir=workdir,
             )
         )
-        await asyncio.sleep(0.3)
+        await listening(callee_port)
         destination = Destination(kind="sip", value=f"sip:desk@127.0.0.1:{callee_port}", extension="12w#")
         leg = await sip.endpoint.switch.dial(destination, "+15559870000", timeout=5)
         await leg.hangup(str(EndedReason.ASSISTANT_ENDED_CALL))
@@ -331,7 +377,7 @@ async def test_a_late_offer_is_answered_in_the_ack(sip: EndpointHarness, workdir
     async def handler(call: SipCall) -> None:
         call.use_speech(ToneSynthesizer(1000), None)
         await call.answer()
-        await asyncio.sleep(0.3)  # the ACK with the caller's answer arrives
+        await until(lambda: call.media is not None)  # the ACK with the caller's answer arrived
         await call.say("hello there")
         await call.wait_ended()
 

@@ -15,10 +15,10 @@ import pytest
 from callgate.channels.sip import SipCall, SipConfig, SipEndpoint
 from callgate.speech.audio import to_wav
 from callgate.speech.base import SpeechError
-from callgate.telephony.base import Destination, EndedReason, MediaTimeout, SpeechInterrupted
+from callgate.telephony.base import EndedReason, MediaTimeout, SpeechInterrupted
 
 from .conftest import EndpointHarness
-from .peers import ToneSynthesizer, free_udp_port, rtp_party, sipp, tone, tone_share
+from .peers import ToneSynthesizer, rtp_party, sipp, tone, tone_share
 
 
 @contextlib.contextmanager
@@ -189,24 +189,6 @@ async def test_the_inactivity_clock_pauses_while_held(sip: EndpointHarness, work
     assert result.ok, result.errors
     assert MediaTimeout() not in events
     assert sip.calls[0].ended_reason == EndedReason.ASSISTANT_ENDED_CALL
-
-
-async def test_outbound_through_a_proxy_with_digest_auth_and_caller_id(
-    sip: EndpointHarness, workdir: Path
-) -> None:
-    trunk_port = free_udp_port()
-    sip.endpoint.config = SipConfig(
-        host="127.0.0.1", port=0, proxy=f"sip:alice:s3cret@127.0.0.1:{trunk_port}", hangup_delay_ms=0
-    )
-    trunk = asyncio.ensure_future(
-        sipp("trunk_with_auth.xml", sip.port, uas=True, port=trunk_port, workdir=workdir)
-    )
-    await asyncio.sleep(0.3)
-    leg = await sip.endpoint.switch.dial(Destination.parse("+15550002222"), "+15559870000", timeout=5)
-    assert leg.media is not None and leg.media.codec == "PCMA"
-    await leg.hangup(str(EndedReason.ASSISTANT_ENDED_CALL))
-    result = await trunk
-    assert result.ok, result.errors  # the trunk verified our digest and saw our caller ID
 
 
 def test_tone_helper_is_sane() -> None:

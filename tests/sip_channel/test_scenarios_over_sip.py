@@ -12,7 +12,7 @@ import pytest
 from callgate.scenario.expect import check
 from callgate.speech.audio import to_wav
 
-from .peers import free_udp_port, rtp_party, sipp, tone, tone_share
+from .peers import free_udp_port, listening, rtp_party, sipp, tone, tone_share
 from .runner_harness import sip_agent
 
 pytestmark = pytest.mark.timeout(60)
@@ -21,11 +21,9 @@ pytestmark = pytest.mark.timeout(60)
 @pytest.mark.parametrize(
     ("scenario", "caller"),
     [
-        ("ims_hangup.yaml", "agent_hangs_up.xml"),  # IMS text command hang-up, endword played first
-        ("ixhello_hangup_tool.yaml", "agent_hangs_up.xml"),  # hangup tool call
-        ("transfer_ims_completed.yaml", "refer_accepted.xml"),  # cold transfer by REFER, NOTIFY 200
-        ("transfer_sip_refer.yaml", "refer_accepted.xml"),  # SWML sip_refer verb
-        ("transfer_ims_rejected.yaml", "refer_declined_then_caller_hangs_up.xml"),  # 603 → rejected
+        # the REFER itself answered 603 (no NOTIFY) → rejected; the other families run in
+        # test_scenario_families_over_sip.py with a caller that follows REFERs
+        ("transfer_ims_rejected.yaml", "refer_declined_then_caller_hangs_up.xml"),
     ],
 )
 async def test_example_scenario_over_sip(scenario: str, caller: str, tmp_path: Path) -> None:
@@ -60,7 +58,7 @@ async def test_warm_transfer_to_a_busy_supervisor_over_sip(tmp_path: Path) -> No
     proxy = f"sip:callgate:secret@127.0.0.1:{trunk_port}"
     async with sip_agent("warm_busy.yaml", proxy=proxy, replace=replace) as agent, rtp_party() as party:
         trunk = asyncio.ensure_future(sipp("callee_busy.xml", 0, uas=True, port=trunk_port, workdir=tmp_path))
-        await asyncio.sleep(0.3)
+        await listening(trunk_port)
         call = asyncio.ensure_future(
             sipp(
                 "hold_unhold.xml",
@@ -108,7 +106,7 @@ async def test_warm_transfer_briefs_the_supervisor_then_bridges_over_sip(tmp_pat
                 timeout=25,
             )
         )
-        await asyncio.sleep(0.3)
+        await listening(trunk_port)
         caller = asyncio.ensure_future(
             sipp(
                 "held_then_bridged.xml",

@@ -36,6 +36,7 @@ from callgate.channels.sip.message import (
 from callgate.channels.sip.refer import failure_for
 from callgate.channels.sip.transaction import (
     Address,
+    ClientTransaction,
     ServerTransaction,
     Timers,
     TransactionLayer,
@@ -479,8 +480,11 @@ class SipSwitch:
         try:
             await asyncio.wait({final, timer}, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
+            # The call gave up (the caller left): CANCEL, but keep the INVITE transaction until
+            # its final answer, so the 487 is ACKed (§17.1.1.3) and a 2xx that crossed the
+            # CANCEL is ACKed and hung up rather than left as a call nobody is on.
             self._cancel(invite, address, provisional.is_set())
-            transaction.cancel()
+            endpoint.background(asyncio.ensure_future(self._abandon(invite, final, transaction)))
             raise
         finally:
             timer.cancel()
@@ -500,6 +504,25 @@ class SipSwitch:
         final.cancel()
         transaction.cancel()
         raise DialFailed("no-answer", "no answer before the dial timeout")
+
+    async def _abandon(
+        self, invite: SipMessage, final: asyncio.Future[SipMessage], transaction: ClientTransaction
+    ) -> None:
+        """After a CANCEL nobody waits for: take the final answer (the transaction ACKs a
+        non-2xx itself); a 2xx is ACKed and ended with BYE at once."""
+        endpoint = self.endpoint
+        try:
+            response = await within(endpoint.clock, endpoint.timers.timeout, asyncio.shield(final))
+        except (Deadline, TransactionTimeout, asyncio.CancelledError):
+            return
+        finally:
+            transaction.cancel()
+        if 200 <= response.status < 300:
+            dialog = Dialog.as_uac(invite, response, endpoint.contact, endpoint.via_host)
+            dialog.move(dialog.state.CONFIRMED)
+            endpoint.send(dialog.ack(invite.cseq[0]), dialog.destination())
+            bye = endpoint.layer.request(dialog.request("BYE"), dialog.destination())
+            await _ignore(bye.final())
 
     def _cancel(self, invite: SipMessage, address: Address, provisional_seen: bool) -> None:
         cancel = SipMessage(method="CANCEL", uri=invite.uri)

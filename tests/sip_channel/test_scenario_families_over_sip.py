@@ -1,0 +1,292 @@
+"""Every example scenario family with a hang-up or a blind transfer, over SIP (DESIGN §6, §8).
+
+One example per family runs with its own agent document, scripted model, HTTP stubs and `expect`
+block, unchanged, on the real SIP channel: sipp is the caller (scripted_caller.xml) and follows
+our REFERs, answering each with the NOTIFY outcome its transferee would have given — read from
+the scenario's own `expect.transfer` — and hangs up when the scenario's `hangup` turn comes.
+Besides the scenario's expectations, the wire is checked: who sent the BYE, and where each REFER
+pointed. Timers that run minutes on the virtual clock (hard stop, silence) are shortened in the
+agent document, the only change; waits between turns last at most two real seconds (on the wire
+a transferee's answer arrives at once, with no ring time to sit through).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from callgate.scenario.expect import check
+from callgate.scenario.format import TransferExpect
+from callgate.speech.audio import to_wav
+
+from .peers import RtpParty, SippResult, free_udp_port, hang_up_cue, listening, rtp_party, sipp, tone, until
+from .runner_harness import SipAgent, sip_agent
+
+pytestmark = pytest.mark.timeout(90)
+
+# What the transferee's INVITE got, as the sipfrag of the final NOTIFY (DESIGN §3 outcomes).
+NOTIFY_FOR = {
+    "completed": "200 OK",
+    "busy": "486 Busy Here",
+    "no-answer": "480 Temporarily Unavailable",
+    "rejected": "603 Decline",
+}
+
+
+@dataclass(frozen=True)
+class Family:
+    scenario: str
+    bye_from: str  # "agent" | "caller": who hangs up on the wire
+    refer_to: tuple[str, ...] = ()  # the Refer-To URIs, in order (start of the URI)
+    replace: dict[str, str] = field(default_factory=dict)  # shortened timers in the agent document
+
+    def __str__(self) -> str:
+        return self.scenario.removesuffix(".yaml")
+
+
+def refer_outcomes(expected: list[TransferExpect]) -> list[str]:
+    """The final NOTIFY for each REFER the scenario implies, in order ("none": the caller leaves
+    while it rings). Refused transfers and destination errors never reach the wire."""
+    outcomes: list[str] = []
+    for transfer in expected:
+        if transfer.result == "completed":
+            outcomes.append(NOTIFY_FOR["completed"])
+        elif transfer.result == "cancelled":
+            outcomes.append("none")
+        elif transfer.result == "failed" and transfer.reason in NOTIFY_FOR:
+            outcomes.append(NOTIFY_FOR[transfer.reason])
+    return outcomes
+
+
+FAMILIES = [
+    # hang-ups
+    Family("ims_hangup.yaml", "agent"),  # IMS text command hang-up, endword played first
+    Family("ixhello_hangup_tool.yaml", "agent"),  # hangup tool call
+    Family("end_call_phrase.yaml", "agent"),  # end_call_phrases match → assistant-said-end-call-phrase
+    Family("hard_stop.yaml", "agent", replace={"hard_stop_time: 2m": "hard_stop_time: 6s"}),
+    Family(
+        "ixhello_silence.yaml", "agent", replace={"inactivity_timeout: 30000": "inactivity_timeout: 3000"}
+    ),
+    Family(
+        "attention_then_inactivity.yaml",
+        "agent",
+        replace={
+            "attention_timeout: 10000": "attention_timeout: 2000",
+            "inactivity_timeout: 25000": "inactivity_timeout: 5000",
+        },
+    ),
+    Family("post_process_hangup.yaml", "agent"),  # SWAIG hangup action after the model's reply
+    Family("post_process_data_map.yaml", "agent"),  # data_map output with post_process + hangup
+    Family("webhook_say_hangup.yaml", "agent"),  # SWAIG say + hangup actions
+    Family("function_map_repeated.yaml", "agent"),  # IMS function_map hang-up tool, repeated chunks
+    Family("hooks_startup_and_hangup.yaml", "agent"),  # startup/hangup hooks around a hang-up
+    Family("static_greeting.yaml", "agent"),  # SWML play + hangup after the AI
+    Family("voicemail.yaml", "agent"),
+    Family("seed004_context_switch.yaml", "agent"),
+    Family("llm_down.yaml", "agent"),  # the model endpoint is down → apology, pipeline-error
+    Family("caller_hangs_up_mid_turn.yaml", "caller"),  # customer-ended-call
+    Family(
+        "transfer_dynamic_assistant.yaml", "agent"
+    ),  # transfer to another agent document, then its hang-up
+    # blind transfers (REFER)
+    Family("transfer_ims_completed.yaml", "agent", refer_to=("sip:+15550002222@",)),  # NOTIFY 200
+    Family("transfer_sip_refer.yaml", "agent", refer_to=("sip:support@pbx.example.com",)),  # SWML sip_refer
+    Family("transfer_ims_busy.yaml", "agent", refer_to=("sip:+15550002222@",)),  # NOTIFY 486 → busy
+    Family("transfer_ims_no_answer.yaml", "caller", refer_to=("sip:+15550002222@",)),  # NOTIFY 480
+    Family("transfer_ims_caller_hangs_up.yaml", "caller", refer_to=("sip:+15550002222@",)),  # cancelled
+    Family("transfer_ims_injected_number.yaml", "agent"),  # refused by the destination policy: no REFER
+    Family("transfer_ims_forbidden_caller_id.yaml", "caller"),  # refused: caller ID
+    Family(
+        "transfer_swml_transfer_verb.yaml",
+        "agent",
+        refer_to=("sip:support@pbx.example.com", "sip:+15550003333@"),
+    ),  # SWML transfer verb: the first destination rejects, the next completes
+    Family(
+        "transfer_swml_webhook.yaml", "agent", refer_to=("sip:+15557770000@",)
+    ),  # SWML from a SWAIG webhook
+    Family("transfer_builtin_list.yaml", "agent", refer_to=("sip:+15550002222@",)),
+    Family("transfer_builtin_list_busy.yaml", "caller", refer_to=("sip:support@pbx.example.com",)),
+    Family("transfer_builtin_table.yaml", "agent", refer_to=("sip:+15550003333@",)),
+    Family("transfer_data_map_webhook.yaml", "agent", refer_to=("sip:+15558880000@",)),  # data_map transfer
+    Family("transfer_data_map_args_refused.yaml", "agent", refer_to=("sip:+15550004444@",)),
+    Family(
+        "transfer_dynamic_number.yaml", "agent", refer_to=("sip:+15556660000@",)
+    ),  # transfer.destination_url
+    Family("transfer_dynamic_sip.yaml", "agent", refer_to=("sip:desk@pbx.example.com",)),
+    Family("transfer_dynamic_error.yaml", "caller"),  # destination_url says no: destination-error
+    Family("expressions_transfer.yaml", "agent", refer_to=("sip:+1YYYYYYYYYY@",)),
+    Family("seed004_joke_transfer.yaml", "agent", refer_to=("sip:+1XXXXXXXXXX@",)),
+    Family("seed004_swml_sms_transfer.yaml", "agent", refer_to=("sip:+1XXXXXXXXXX@",)),
+    Family("policy_server_caller_id_from_model.yaml", "caller"),  # refused: caller ID from the model
+]
+
+
+def bye_failures(bye_from: str, caller: SippResult) -> list[str]:
+    """Who hung up, as the caller's side of the wire shows it."""
+    sent_bye = any(block.startswith("BYE ") for block in caller.sent)
+    received_bye = any(block.startswith("BYE ") for block in caller.received)
+    if bye_from == "agent" and not (received_bye and not sent_bye):
+        return [f"expected our BYE (received {received_bye}, caller sent {sent_bye})"]
+    if bye_from == "caller" and not (sent_bye and not received_bye):
+        return [f"expected the caller's BYE (received {received_bye}, caller sent {sent_bye})"]
+    return []
+
+
+def wire_failures(family: Family, caller: SippResult) -> list[str]:
+    """What the caller's side of the wire shows against what the family promises."""
+    failures = bye_failures(family.bye_from, caller)
+    targets = [
+        line.split(":", 1)[1].strip().strip("<>")
+        for block in caller.received
+        if block.startswith("REFER ")
+        for line in block.splitlines()
+        if line.lower().startswith("refer-to:")
+    ]
+    if len(targets) != len(family.refer_to) or not all(
+        target.startswith(prefix) for target, prefix in zip(targets, family.refer_to, strict=False)
+    ):
+        failures.append(f"REFER targets {targets}, expected {list(family.refer_to)}")
+    return failures
+
+
+async def scripted_caller(
+    agent: SipAgent, party: RtpParty, workdir: Path, outcomes: list[str]
+) -> tuple[int, asyncio.Future[SippResult]]:
+    """sipp calling the agent with scripted_caller.xml (its SIP port, its run), once the call's
+    media flows; `outcomes`: the final NOTIFY for the first REFER and for any later ones."""
+    caller_port = free_udp_port()
+    keys = {"rtp_port": str(party.port), "first_refer_outcome": outcomes[0], "refer_outcome": outcomes[-1]}
+    call = asyncio.ensure_future(
+        sipp(
+            "scripted_caller.xml",
+            agent.endpoint.port,
+            keys=keys,
+            port=caller_port,
+            workdir=workdir,
+            timeout=40,
+        )
+    )
+    await until(lambda: party.remote is not None or call.done(), 10, "the caller's media")
+    return caller_port, call
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=str)
+async def test_scenario_family_over_sip(family: Family, tmp_path: Path) -> None:
+    async with sip_agent(family.scenario, replace=family.replace) as agent, rtp_party() as party:
+        outcomes = refer_outcomes(agent.scenario.expect.transfer) or ["none"]
+        caller_port, call = await scripted_caller(agent, party, tmp_path, outcomes)
+        silence = asyncio.ensure_future(party.send_tone(45))  # the caller's line carries silence…
+        try:
+            await agent.perform_turns(party, caller_port)  # …and, for each turn, a burst of voice
+            result = await call
+            await asyncio.wait_for(agent.done.wait(), 30)
+        finally:
+            silence.cancel()
+    assert result.ok, result.errors
+    failures = check(agent.scenario.expect, agent.outcomes[0]) + wire_failures(family, result)
+    assert failures == [], failures
+    assert agent.model.failures == []
+
+
+@dataclass(frozen=True)
+class WarmFamily:
+    scenario: str
+    trunk: str  # the sipp script of the party (or parties) dialled through the trunk
+    dialled: tuple[str, ...]  # the numbers in the INVITEs the trunk gets, in order
+    bye_from: str  # who ends the caller's leg on the wire: "agent" | "caller"
+    replace: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.scenario.removesuffix(".yaml")
+
+
+WARM_FAMILIES = [
+    # the supervisor's phone rings past ring_timeout: CANCEL, the caller is resumed and told
+    WarmFamily(
+        "warm_no_answer.yaml",
+        "callee_rings_forever.xml",
+        ("+15550002222",),
+        "caller",
+        replace={"ring_timeout: 20": "ring_timeout: 3"},
+    ),
+    # the caller hangs up on hold while the supervisor rings: the dial is cancelled
+    WarmFamily("warm_caller_hangs_up_held.yaml", "callee_rings_forever.xml", ("+15550002222",), "caller"),
+    # the supervisor answers, hears the briefing and declines; we hang up on the supervisor
+    WarmFamily("warm_decline.yaml", "scripted_callee.xml", ("+15550002222",), "caller"),
+    # the supervisor hangs up during the briefing (their BYE)
+    WarmFamily("warm_supervisor_hangs_up.yaml", "scripted_callee.xml", ("+15550002222",), "caller"),
+    # the supervisor answers and never decides: consult_timeout brings the caller back
+    WarmFamily(
+        "warm_consult_timeout.yaml",
+        "scripted_callee.xml",
+        ("+15550002222",),
+        "caller",
+        replace={"consult_timeout: 60": "consult_timeout: 4"},
+    ),
+    # the supervisor redirects to a colleague, who takes the call (two INVITEs through the trunk)
+    WarmFamily("warm_redirect.yaml", "scripted_callee.xml", ("+15550002222", "+15550003333"), "caller"),
+]
+
+
+@pytest.mark.parametrize("family", WARM_FAMILIES, ids=str)
+async def test_warm_transfer_family_over_sip(family: WarmFamily, tmp_path: Path) -> None:
+    """Warm transfer outcomes over SIP: the caller is held and resumed by re-INVITE (hold music
+    from a local file), the supervisor is dialled through `--sip-proxy` (a sipp trunk) and talks
+    to the consult agent in tones; the scenario's expectations hold unchanged, and the trunk saw
+    an INVITE for each number dialled."""
+    trunk_port = free_udp_port()
+    music = tmp_path / "music.wav"
+    music.write_bytes(to_wav(tone(400, 0.5), 8000))
+    replace = {"https://example.com/hold-music.mp3": str(music), **family.replace}
+    proxy = f"sip:callgate:secret@127.0.0.1:{trunk_port}"
+    async with (
+        sip_agent(family.scenario, proxy=proxy, replace=replace) as agent,
+        rtp_party() as caller_media,
+        rtp_party() as supervisor_media,
+    ):
+        trunk = asyncio.ensure_future(
+            sipp(
+                family.trunk,
+                0,
+                uas=True,
+                port=trunk_port,
+                calls=len(family.dialled),
+                keys={"rtp_port": str(supervisor_media.port)},
+                workdir=tmp_path,
+                timeout=40,
+            )
+        )
+        await listening(trunk_port)
+        caller_port, caller = await scripted_caller(agent, caller_media, tmp_path, ["none"])
+        lines = [  # both lines carry silence between the parties' words
+            asyncio.ensure_future(caller_media.send_tone(45)),
+            asyncio.ensure_future(supervisor_media.send_tone(45)),
+        ]
+        briefings = [
+            asyncio.ensure_future(agent.perform_leg_turns(name, supervisor_media, trunk_port))
+            for name in family.dialled
+            if agent.scenario.leg_turns(name)
+        ]
+        try:
+            await agent.perform_turns(caller_media, caller_port)
+            await asyncio.wait_for(agent.done.wait(), 30)
+            for briefing in briefings:
+                briefing.cancel()
+            if agent.callers and not agent.callers[0].ended:
+                hang_up_cue(agent.callers[0].call_id, caller_port)  # bridged: the caller leaves when done
+            caller_result, trunk_result = await asyncio.gather(caller, trunk)
+        finally:
+            for task in [*lines, *briefings]:
+                task.cancel()
+    assert caller_result.ok, caller_result.errors
+    assert trunk_result.ok, trunk_result.errors
+    failures = check(agent.scenario.expect, agent.outcomes[0])
+    failures += bye_failures(family.bye_from, caller_result)
+    dialled = [invite.split(" ")[1] for invite in trunk_result.received if invite.startswith("INVITE ")]
+    if [uri.removeprefix("sip:").split("@")[0] for uri in dialled] != list(family.dialled):
+        failures.append(f"the trunk got INVITEs for {dialled}, expected {list(family.dialled)}")
+    assert failures == [], failures
+    assert agent.model.failures == []
