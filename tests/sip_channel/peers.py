@@ -168,8 +168,7 @@ class RtpParty(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         self.received.append(Received(time.time(), RtpPacket.parse(data)))
-        if self.remote is None:
-            self.remote = (str(addr[0]), int(addr[1]))
+        self.remote = (str(addr[0]), int(addr[1]))  # a second leg to this party takes over
 
     def audio(self, payload_type: int = 0, since: float = 0.0) -> bytes:
         """What arrived (decoded), optionally only what arrived after `since` (time.time())."""

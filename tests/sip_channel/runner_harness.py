@@ -44,7 +44,7 @@ from .peers import RtpParty, ToneSynthesizer, hang_up_cue, until
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
 TURN_DEADLINE = 20.0  # seconds the agent may take to answer a turn on a loaded machine
-POST_CALL_GRACE = 5.0
+POST_CALL_GRACE = 2.0
 
 
 class ToneEar:

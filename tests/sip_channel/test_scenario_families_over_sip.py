@@ -13,8 +13,10 @@ a transferee's answer arrives at once, with no ring time to sit through).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -26,6 +28,9 @@ from .peers import RtpParty, SippResult, free_udp_port, hang_up_cue, listening, 
 from .runner_harness import SipAgent, sip_agent
 
 pytestmark = pytest.mark.timeout(90)
+T = TypeVar("T")
+CONCURRENT = 4  # calls at a time: the runs are real time, mostly waiting
+FAMILY_DEADLINE = 120.0  # seconds one family's call may take on a loaded machine
 
 # What the transferee's INVITE got, as the sipfrag of the final NOTIFY (DESIGN §3 outcomes).
 NOTIFY_FOR = {
@@ -158,8 +163,16 @@ async def scripted_caller(
     """sipp calling the agent with scripted_caller.xml (its SIP port, its run), once the call's
     media flows; `outcomes`: the final NOTIFY for the first REFER and for any later ones."""
     caller_port = free_udp_port()
-    keys = {"rtp_port": str(party.port), "first_refer_outcome": outcomes[0], "refer_outcome": outcomes[-1]}
-    call = asyncio.ensure_future(
+    who = agent.scenario.call  # who calls whom, as the scenario says
+    keys = {
+        "rtp_port": str(party.port),
+        "from_number": who.from_number,
+        "to_number": who.to_number,
+        "caller_name": who.caller_name,
+        "first_refer_outcome": outcomes[0],
+        "refer_outcome": outcomes[-1],
+    }
+    caller = asyncio.ensure_future(
         sipp(
             "scripted_caller.xml",
             agent.endpoint.port,
@@ -169,25 +182,60 @@ async def scripted_caller(
             timeout=40,
         )
     )
-    await until(lambda: party.remote is not None or call.done(), 10, "the caller's media")
-    return caller_port, call
+    await until(lambda: party.remote is not None or caller.done(), 10, "the caller's media")
+    return caller_port, caller
 
 
-@pytest.mark.parametrize("family", FAMILIES, ids=str)
-async def test_scenario_family_over_sip(family: Family, tmp_path: Path) -> None:
+async def run_family(family: Family, workdir: Path) -> list[str]:
+    """One call of `family` over SIP; what went wrong (nothing: it passed)."""
+    workdir.mkdir()
     async with sip_agent(family.scenario, replace=family.replace) as agent, rtp_party() as party:
         outcomes = refer_outcomes(agent.scenario.expect.transfer) or ["none"]
-        caller_port, call = await scripted_caller(agent, party, tmp_path, outcomes)
-        silence = asyncio.ensure_future(party.send_tone(45))  # the caller's line carries silence…
+        caller_port, call = await scripted_caller(agent, party, workdir, outcomes)
+        silence = asyncio.ensure_future(party.send_tone(60))  # the caller's line carries silence…
         try:
             await agent.perform_turns(party, caller_port)  # …and, for each turn, a burst of voice
             result = await call
             await asyncio.wait_for(agent.done.wait(), 30)
         finally:
             silence.cancel()
-    assert result.ok, result.errors
+    if not result.ok:
+        return [f"sipp caller: {result.errors}"]
     failures = check(agent.scenario.expect, agent.outcomes[0]) + wire_failures(family, result)
-    assert failures == [], failures
+    return failures + agent.model.failures
+
+
+async def run_all(run: Callable[[T, Path], Awaitable[list[str]]], families: list[T], workdir: Path) -> None:
+    """Run the families' calls CONCURRENT at a time (each with its own endpoint, model and sipp
+    peers, as one `callgate serve` takes many calls); fail listing every family that failed."""
+    gate = asyncio.Semaphore(CONCURRENT)
+
+    async def one(family: T) -> list[str]:
+        async with gate:
+            try:
+                return await asyncio.wait_for(run(family, workdir / str(family)), FAMILY_DEADLINE)
+            except Exception as error:  # a family's crash or timeout is that family's failure
+                return [f"{type(error).__name__}: {error!r}"]
+
+    results = await asyncio.gather(*(one(family) for family in families))
+    failed = {str(family): result for family, result in zip(families, results, strict=True) if result}
+    assert failed == {}, failed
+
+
+@pytest.mark.timeout(600)
+async def test_scenario_families_over_sip(tmp_path: Path) -> None:
+    await run_all(run_family, FAMILIES, tmp_path)
+
+
+async def test_swml_hangup_before_answer_refuses_the_invite_over_sip(tmp_path: Path) -> None:
+    """SWML `hangup` before anything answers: the INVITE gets 603 (ACKed), no call is set up."""
+    async with sip_agent("swml_reject_before_answer.yaml") as agent:
+        result = await sipp(
+            "caller_refused.xml", agent.endpoint.port, keys={"rtp_port": "9"}, workdir=tmp_path
+        )
+        await asyncio.wait_for(agent.done.wait(), 30)
+    assert result.ok, result.errors
+    assert check(agent.scenario.expect, agent.outcomes[0]) == []
     assert agent.model.failures == []
 
 
@@ -231,12 +279,12 @@ WARM_FAMILIES = [
 ]
 
 
-@pytest.mark.parametrize("family", WARM_FAMILIES, ids=str)
-async def test_warm_transfer_family_over_sip(family: WarmFamily, tmp_path: Path) -> None:
+async def run_warm_family(family: WarmFamily, tmp_path: Path) -> list[str]:
     """Warm transfer outcomes over SIP: the caller is held and resumed by re-INVITE (hold music
     from a local file), the supervisor is dialled through `--sip-proxy` (a sipp trunk) and talks
     to the consult agent in tones; the scenario's expectations hold unchanged, and the trunk saw
     an INVITE for each number dialled."""
+    tmp_path.mkdir()
     trunk_port = free_udp_port()
     music = tmp_path / "music.wav"
     music.write_bytes(to_wav(tone(400, 0.5), 8000))
@@ -281,12 +329,16 @@ async def test_warm_transfer_family_over_sip(family: WarmFamily, tmp_path: Path)
         finally:
             for task in [*lines, *briefings]:
                 task.cancel()
-    assert caller_result.ok, caller_result.errors
-    assert trunk_result.ok, trunk_result.errors
+    if not (caller_result.ok and trunk_result.ok):
+        return [f"sipp caller: {caller_result.errors}", f"sipp trunk: {trunk_result.errors}"]
     failures = check(agent.scenario.expect, agent.outcomes[0])
     failures += bye_failures(family.bye_from, caller_result)
     dialled = [invite.split(" ")[1] for invite in trunk_result.received if invite.startswith("INVITE ")]
     if [uri.removeprefix("sip:").split("@")[0] for uri in dialled] != list(family.dialled):
         failures.append(f"the trunk got INVITEs for {dialled}, expected {list(family.dialled)}")
-    assert failures == [], failures
-    assert agent.model.failures == []
+    return failures + agent.model.failures
+
+
+@pytest.mark.timeout(600)
+async def test_warm_transfer_families_over_sip(tmp_path: Path) -> None:
+    await run_all(run_warm_family, WARM_FAMILIES, tmp_path)
