@@ -35,12 +35,13 @@ from callgate.scenario.format import (
 )
 from callgate.scenario.http_stubs import StubTransport
 from callgate.scenario.model_server import ScriptedModelServer
+from callgate.speech.audio import to_wav
 from callgate.speech.base import EventSink
 from callgate.telephony.base import CallerSpeech, SpeechStarted
 from callgate.telephony.clock import SystemClock
 from callgate.timeline import CallOutcome, Timeline
 
-from .peers import RtpParty, ToneSynthesizer, hang_up_cue, until
+from .peers import RtpParty, ToneSynthesizer, hang_up_cue, tone, until
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
 TURN_DEADLINE = 20.0  # seconds the agent may take to answer a turn on a loaded machine
@@ -190,17 +191,31 @@ class SipAgent:
                 return
 
 
-def _agent_source(scenario: Scenario, replace: dict[str, str]) -> str | dict[str, Any]:
+HOLD_MUSIC = "https://example.com/hold-music.mp3"  # the examples' hold music, on the internet
+
+
+def local_hold_music(workdir: Path) -> Path:
+    """Half a second of 400 Hz as a WAV file: hold music that stays on this machine."""
+    music = workdir / "music.wav"
+    music.write_bytes(to_wav(tone(400, 0.5), 8000))
+    return music
+
+
+def _agent_source(
+    scenario: Scenario, replace: dict[str, str], hold_music: Path | None
+) -> str | dict[str, Any]:
     """The scenario's agent, with `replace`'s text substitutions (a hold-music URL on the internet
     swapped for a local file, a 2-minute hard stop made 6 s: tests touch only loopback, in
     modest time). Without substitutions, the path itself (relative includes keep working)."""
     if isinstance(scenario.agent, str):
         path = (EXAMPLES / scenario.agent).resolve()
-        if not replace:
-            return str(path)
         text = path.read_text()
+        if not replace and (hold_music is None or HOLD_MUSIC not in text):
+            return str(path)
     else:
         text = yaml.safe_dump(scenario.agent, sort_keys=False, allow_unicode=True)
+    if hold_music is not None and HOLD_MUSIC in text:
+        text = text.replace(HOLD_MUSIC, str(hold_music))
     for old, new in replace.items():
         assert old in text, old
         text = text.replace(old, new)
@@ -215,11 +230,13 @@ async def sip_agent(
     *,
     proxy: str | None = None,
     replace: dict[str, str] | None = None,
+    hold_music: Path | None = None,
 ) -> AsyncIterator[SipAgent]:
     """The example scenario's agent answering SIP calls on a free loopback port (`proxy`: where
-    numbers are dialled; `replace`: text substitutions in the agent document)."""
+    numbers are dialled; `replace`: text substitutions in the agent document; `hold_music`: a
+    local file instead of the examples' hold music on the internet, where the document has it)."""
     scenario = load_scenario(EXAMPLES / scenario_name)
-    source = _agent_source(scenario, replace or {})
+    source = _agent_source(scenario, replace or {}, hold_music)
     clock = SystemClock()
     timeline = Timeline()
     origin: list[float] = []

@@ -21,15 +21,14 @@ from typing import TypeVar
 import pytest
 
 from callgate.scenario.expect import check
-from callgate.scenario.format import TransferExpect
-from callgate.speech.audio import to_wav
+from callgate.scenario.format import Scenario
 
-from .peers import RtpParty, SippResult, free_udp_port, hang_up_cue, listening, rtp_party, sipp, tone, until
-from .runner_harness import SipAgent, sip_agent
+from .peers import RtpParty, SippResult, free_udp_port, hang_up_cue, listening, rtp_party, sipp, until
+from .runner_harness import SipAgent, local_hold_music, sip_agent
 
 pytestmark = pytest.mark.timeout(90)
 T = TypeVar("T")
-CONCURRENT = 4  # calls at a time: the runs are real time, mostly waiting
+CONCURRENT = 6  # calls at a time: the runs are real time, mostly waiting
 FAMILY_DEADLINE = 120.0  # seconds one family's call may take on a loaded machine
 
 # What the transferee's INVITE got, as the sipfrag of the final NOTIFY (DESIGN §3 outcomes).
@@ -52,17 +51,26 @@ class Family:
         return self.scenario.removesuffix(".yaml")
 
 
-def refer_outcomes(expected: list[TransferExpect]) -> list[str]:
+# A transferee that fails the way its scenario leg does (`legs.<to>.answer`).
+NOTIFY_FOR_LEG = {"busy": "486 Busy Here", "reject": "603 Decline", False: "480 Temporarily Unavailable"}
+
+
+def refer_outcomes(scenario: Scenario) -> list[str]:
     """The final NOTIFY for each REFER the scenario implies, in order ("none": the caller leaves
     while it rings). Refused transfers and destination errors never reach the wire."""
     outcomes: list[str] = []
-    for transfer in expected:
+    for transfer in scenario.expect.transfer:
+        leg = scenario.legs.get(transfer.to or "")
         if transfer.result == "completed":
             outcomes.append(NOTIFY_FOR["completed"])
         elif transfer.result == "cancelled":
             outcomes.append("none")
         elif transfer.result == "failed" and transfer.reason in NOTIFY_FOR:
             outcomes.append(NOTIFY_FOR[transfer.reason])
+        elif transfer.result == "failed" and leg is not None and leg.answer in NOTIFY_FOR_LEG:
+            outcomes.append(NOTIFY_FOR_LEG[leg.answer])
+    if not outcomes and scenario.expect.ended == "assistant-forwarded-call":
+        outcomes.append(NOTIFY_FOR["completed"])  # a transfer the scenario checks only by its end
     return outcomes
 
 
@@ -126,6 +134,38 @@ FAMILIES = [
     Family("seed004_joke_transfer.yaml", "agent", refer_to=("sip:+1XXXXXXXXXX@",)),
     Family("seed004_swml_sms_transfer.yaml", "agent", refer_to=("sip:+1XXXXXXXXXX@",)),
     Family("policy_server_caller_id_from_model.yaml", "caller"),  # refused: caller ID from the model
+    Family("ims_hangup_chunked.yaml", "agent"),
+    Family("ims_hangup_with_function.yaml", "agent"),
+    Family("ims_bad_command.yaml", "agent"),
+    Family("seed004_blabbermouth.yaml", "agent"),
+    Family("hooks_caller_hangs_up.yaml", "caller"),  # the hangup hook after the caller's BYE
+    Family("hooks_is_hangup_hook.yaml", "caller"),
+    Family("end_call_phrases_off.yaml", "caller"),
+    Family("contexts_next_step_order.yaml", "agent"),
+    Family("llm_garbage.yaml", "agent"),
+    Family("llm_server_error.yaml", "agent"),
+    Family("llm_stream_cut.yaml", "agent"),
+    Family(
+        "ixhello_no_tool.yaml", "agent", replace={"inactivity_timeout: 45000": "inactivity_timeout: 4500"}
+    ),
+    Family("transfer_dynamic_garbage.yaml", "caller"),
+    Family("transfer_dynamic_server_down.yaml", "caller"),
+    Family("transfer_dynamic_server_error.yaml", "caller"),
+    Family(
+        "transfer_dynamic_timeout.yaml",
+        "caller",
+        replace={"destination_timeout: 5": "destination_timeout: 2"},
+    ),
+    Family("transfer_builtin_list_refused.yaml", "caller"),
+    Family("policy_echoing_lookup_args.yaml", "caller"),
+    Family("policy_echoing_lookup_response.yaml", "caller"),
+    Family("transfer_data_map_webhook_args_refused.yaml", "caller"),
+    Family("seed004_data_map_webhook_transfer.yaml", "agent", refer_to=("sip:+15550003333@",)),
+    Family("seed004_swml_sms_webhook.yaml", "agent", refer_to=("sip:+15550001111@",)),
+    Family("seed004_swml_webhook_transfer.yaml", "agent", refer_to=("sip:+1XXXXXXXXXX@",)),
+    Family("expressions_transfer_busy.yaml", "caller", refer_to=("sip:+1XXXXXXXXXX@",)),
+    Family("expressions_transfer_unknown.yaml", "caller"),
+    Family("transfer_leg_spelling.yaml", "agent", refer_to=("sip:+15550002222@",)),
 ]
 
 
@@ -190,7 +230,7 @@ async def run_family(family: Family, workdir: Path) -> list[str]:
     """One call of `family` over SIP; what went wrong (nothing: it passed)."""
     workdir.mkdir()
     async with sip_agent(family.scenario, replace=family.replace) as agent, rtp_party() as party:
-        outcomes = refer_outcomes(agent.scenario.expect.transfer) or ["none"]
+        outcomes = refer_outcomes(agent.scenario) or ["none"]
         caller_port, call = await scripted_caller(agent, party, workdir, outcomes)
         silence = asyncio.ensure_future(party.send_tone(60))  # the caller's line carries silence…
         try:
@@ -274,6 +314,23 @@ WARM_FAMILIES = [
         "caller",
         replace={"consult_timeout: 60": "consult_timeout: 4"},
     ),
+    WarmFamily("warm_introduction.yaml", "scripted_callee.xml", ("billing",), "caller"),
+    WarmFamily(
+        "warm_summary_timeout.yaml",
+        "scripted_callee.xml",
+        ("+15550002222",),
+        "caller",
+        replace={"summary_timeout: 8": "summary_timeout: 2"},
+    ),
+    WarmFamily("warm_caller_hangs_up_briefing.yaml", "scripted_callee.xml", ("+15550002222",), "caller"),
+    WarmFamily("warm_redirect_refused.yaml", "scripted_callee.xml", ("+15550002222",), "caller"),
+    WarmFamily(
+        "warm_hard_stop_while_briefing.yaml",
+        "scripted_callee.xml",
+        ("+15550002222",),
+        "agent",
+        replace={"hard_stop_time: 10s": "hard_stop_time: 6s"},
+    ),
     # the supervisor redirects to a colleague, who takes the call (two INVITEs through the trunk)
     WarmFamily("warm_redirect.yaml", "scripted_callee.xml", ("+15550002222", "+15550003333"), "caller"),
 ]
@@ -286,12 +343,11 @@ async def run_warm_family(family: WarmFamily, tmp_path: Path) -> list[str]:
     an INVITE for each number dialled."""
     tmp_path.mkdir()
     trunk_port = free_udp_port()
-    music = tmp_path / "music.wav"
-    music.write_bytes(to_wav(tone(400, 0.5), 8000))
-    replace = {"https://example.com/hold-music.mp3": str(music), **family.replace}
     proxy = f"sip:callgate:secret@127.0.0.1:{trunk_port}"
     async with (
-        sip_agent(family.scenario, proxy=proxy, replace=replace) as agent,
+        sip_agent(
+            family.scenario, proxy=proxy, replace=family.replace, hold_music=local_hold_music(tmp_path)
+        ) as agent,
         rtp_party() as caller_media,
         rtp_party() as supervisor_media,
     ):
@@ -315,7 +371,7 @@ async def run_warm_family(family: WarmFamily, tmp_path: Path) -> list[str]:
         ]
         briefings = [
             asyncio.ensure_future(agent.perform_leg_turns(name, supervisor_media, trunk_port))
-            for name in family.dialled
+            for name in agent.scenario.legs
             if agent.scenario.leg_turns(name)
         ]
         try:

@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 
 from callgate.scenario.expect import check
-from callgate.speech.audio import to_wav
 
-from .peers import free_udp_port, listening, rtp_party, sipp, tone, tone_share
-from .runner_harness import sip_agent
+from .peers import free_udp_port, listening, rtp_party, sipp, tone_share
+from .runner_harness import local_hold_music, sip_agent
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -52,11 +51,11 @@ async def test_warm_transfer_to_a_busy_supervisor_over_sip(tmp_path: Path) -> No
     supervisor is dialled through the trunk, which answers 486; the caller comes back (re-INVITE)
     and hears why; the scenario's expectations hold unchanged."""
     trunk_port = free_udp_port()
-    music = tmp_path / "music.wav"
-    music.write_bytes(to_wav(tone(400, 0.5), 8000))
-    replace = {"https://example.com/hold-music.mp3": str(music)}
     proxy = f"sip:callgate:secret@127.0.0.1:{trunk_port}"
-    async with sip_agent("warm_busy.yaml", proxy=proxy, replace=replace) as agent, rtp_party() as party:
+    async with (
+        sip_agent("warm_busy.yaml", proxy=proxy, hold_music=local_hold_music(tmp_path)) as agent,
+        rtp_party() as party,
+    ):
         trunk = asyncio.ensure_future(sipp("callee_busy.xml", 0, uas=True, port=trunk_port, workdir=tmp_path))
         await listening(trunk_port)
         call = asyncio.ensure_future(
@@ -86,12 +85,9 @@ async def test_warm_transfer_briefs_the_supervisor_then_bridges_over_sip(tmp_pat
     briefed by the consult agent, who hears "put her through"; the bridge resumes the caller's
     media (re-INVITE) and relays both ways; the caller's BYE ends the supervisor's leg too."""
     trunk_port = free_udp_port()
-    music = tmp_path / "music.wav"
-    music.write_bytes(to_wav(tone(400, 0.5), 8000))
-    replace = {"https://example.com/hold-music.mp3": str(music)}
     proxy = f"sip:callgate:secret@127.0.0.1:{trunk_port}"
     async with (
-        sip_agent("warm_connect.yaml", proxy=proxy, replace=replace) as agent,
+        sip_agent("warm_connect.yaml", proxy=proxy, hold_music=local_hold_music(tmp_path)) as agent,
         rtp_party() as caller_media,
         rtp_party() as supervisor_media,
     ):
