@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import math
 import os
 import re
@@ -198,6 +199,16 @@ class RtpParty(asyncio.DatagramProtocol):
         finally:
             self.frequency = None
 
+    def last_voice_at(self, threshold: float = 300.0) -> float | None:
+        """When the last frame with voice in it (PCMU, RMS above `threshold`) arrived."""
+        for packet in reversed(self.received):
+            if packet.packet.payload_type != 0:
+                continue
+            samples = np.frombuffer(decode(packet.packet.payload, "PCMU"), dtype="<i2").astype(np.float64)
+            if samples.size and float(np.sqrt(np.mean(samples**2))) > threshold:
+                return packet.at
+        return None
+
     async def quiet(self, deadline: float = 10.0) -> None:
         """Until the far end's voice has stopped arriving: its last three frames are silence, or
         nothing came for 100 ms (a voice burst then is not taken as talking over the agent)."""
@@ -252,19 +263,22 @@ class SippResult:
 
     @property
     def sent(self) -> list[str]:
-        return self._messages("sent")
+        return [text for _, text in self.logged("sent")]
 
     @property
     def received(self) -> list[str]:
-        return self._messages("received")
+        return [text for _, text in self.logged("received")]
 
-    def _messages(self, direction: str) -> list[str]:
-        """The SIP messages sipp logged as `direction` ("sent"/"received"), each as its text."""
-        found: list[str] = []
-        for block in re.split(r"^-{10,} .*$", self.messages, flags=re.M):
+    def logged(self, direction: str) -> list[tuple[float, str]]:
+        """The SIP messages sipp logged as `direction` ("sent"/"received"): (when, as
+        time.time(); the text)."""
+        found: list[tuple[float, str]] = []
+        parts = re.split(r"^-{10,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)$", self.messages, flags=re.M)
+        for stamp, block in zip(parts[1::2], parts[2::2], strict=True):
             header, _, text = block.strip().partition("\n")
             if header.startswith(f"UDP message {direction}"):
-                found.append(text.strip())
+                at = datetime.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").timestamp()  # sipp: local time
+                found.append((at, text.strip()))
         return found
 
     @property

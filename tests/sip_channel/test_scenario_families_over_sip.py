@@ -180,9 +180,15 @@ def bye_failures(bye_from: str, caller: SippResult) -> list[str]:
     return []
 
 
-def wire_failures(family: Family, caller: SippResult) -> list[str]:
-    """What the caller's side of the wire shows against what the family promises."""
+def wire_failures(family: Family, caller: SippResult, party: RtpParty) -> list[str]:
+    """What the caller's side of the wire shows against what the family promises: who hung up,
+    that our BYE came after the last of the agent's voice had reached the caller, and where each
+    REFER pointed."""
     failures = bye_failures(family.bye_from, caller)
+    byes = [at for at, text in caller.logged("received") if text.startswith("BYE ")]
+    voice = party.last_voice_at()
+    if family.bye_from == "agent" and byes and (voice is None or voice > byes[0]):
+        failures.append(f"our BYE at {byes[0]:.3f} came before the agent's last voice frame at {voice}")
     targets = [
         line.split(":", 1)[1].strip().strip("<>")
         for block in caller.received
@@ -241,7 +247,7 @@ async def run_family(family: Family, workdir: Path) -> list[str]:
             silence.cancel()
     if not result.ok:
         return [f"sipp caller: {result.errors}"]
-    failures = check(agent.scenario.expect, agent.outcomes[0]) + wire_failures(family, result)
+    failures = check(agent.scenario.expect, agent.outcomes[0]) + wire_failures(family, result, party)
     return failures + agent.model.failures
 
 
