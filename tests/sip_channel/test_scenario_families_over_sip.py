@@ -166,6 +166,21 @@ FAMILIES = [
     Family("expressions_transfer_busy.yaml", "caller", refer_to=("sip:+1XXXXXXXXXX@",)),
     Family("expressions_transfer_unknown.yaml", "caller"),
     Family("transfer_leg_spelling.yaml", "agent", refer_to=("sip:+15550002222@",)),
+    Family("hangup_300_times.yaml", "agent"),
+    Family("ims_hangup_then_stream_cut.yaml", "agent"),
+    Family("llm_rate_limited.yaml", "agent"),
+    Family("llm_stall.yaml", "agent"),
+    Family("llm_stall_mid_reply.yaml", "agent"),
+    Family("hold_action.yaml", "caller", replace={"hold: 20": "hold: 3"}),  # SWAIG hold: re-INVITEs
+    Family("hold_action_caller_leaves.yaml", "caller"),
+    Family("post_process_say_then_continue.yaml", "caller"),
+    Family("seed004_includes.yaml", "caller"),
+    Family("contexts_refusals.yaml", "caller"),
+    Family("contexts_change_context_billing.yaml", "caller"),
+    Family("contexts_actions_and_skip_user_turn.yaml", "caller"),
+    Family("fillers_fast_function.yaml", "caller"),
+    Family("guard_unicode_dot_webhook.yaml", "caller"),
+    Family("long_call_sliding_window.yaml", "caller"),
 ]
 
 
@@ -336,6 +351,10 @@ WARM_FAMILIES = [
         ("+15550002222",),
         "agent",
         replace={"hard_stop_time: 10s": "hard_stop_time: 6s"},
+    ),
+    # the first supervisor is busy; the agent tries another, who takes the call
+    WarmFamily(
+        "warm_retry_after_busy.yaml", "trunk_one_line_busy.xml", ("+15550002222", "+15550003333"), "caller"
     ),
     # the supervisor redirects to a colleague, who takes the call (two INVITEs through the trunk)
     WarmFamily("warm_redirect.yaml", "scripted_callee.xml", ("+15550002222", "+15550003333"), "caller"),
