@@ -181,6 +181,11 @@ FAMILIES = [
     Family("fillers_fast_function.yaml", "caller"),
     Family("guard_unicode_dot_webhook.yaml", "caller"),
     Family("long_call_sliding_window.yaml", "caller"),
+    Family("fillers_slow_function.yaml", "caller"),
+    Family("fmt_ph_read_back.yaml", "caller"),
+    Family("report_delivered.yaml", "agent"),  # the post-call report reaches its (stubbed) receiver
+    Family("report_app_name.yaml", "caller"),
+    Family("report_conversation_id.yaml", "caller"),
 ]
 
 
