@@ -30,10 +30,24 @@ SCENARIOS = Path(__file__).parent / "scenarios"
 RATE = 8000
 
 
+# Ports handed to peers that bind them later (sipp). Taken outside the kernel's ephemeral range
+# (32768-60999), so a socket bound to port 0 meanwhile (our RTP, another call's) cannot take one
+# between the check here and the peer's bind; a random start keeps parallel test runs apart.
+_PEER_PORTS = range(20000, 30000)
+_next_peer_port = [secrets.randbelow(len(_PEER_PORTS))]
+
+
 def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    for _ in range(len(_PEER_PORTS)):
+        port = _PEER_PORTS[_next_peer_port[0] % len(_PEER_PORTS)]
+        _next_peer_port[0] += 1
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free UDP port for a test peer")
 
 
 def require(tool: str) -> str:

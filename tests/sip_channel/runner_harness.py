@@ -26,6 +26,7 @@ from callgate.channels.sip import SipCall, SipConfig, SipEndpoint
 from callgate.runtime.scenario_call import ScenarioCall
 from callgate.scenario.driver import SETTLE_YIELDS
 from callgate.scenario.format import (
+    BargeTurn,
     DtmfTurn,
     HangupTurn,
     Scenario,
@@ -133,7 +134,8 @@ class SipAgent:
 
     async def perform_turns(self, party: RtpParty, caller_port: int | None = None) -> None:
         """Play the scenario's caller turns into the call: `user` turns are voice bursts said once
-        the agent went quiet, `dtmf` is RFC 4733 events, `hangup` cues the sipp caller (which runs
+        the agent went quiet, `barge` turns the same `after` seconds into the agent's answer,
+        `dtmf` is RFC 4733 events, `hangup` cues the sipp caller (which runs
         scripted_caller.xml on `caller_port`) to send its BYE. A `wait` as the last turn is left
         to the call (the agent's timers end it); see `_wait` for the others."""
         turns = list(self.scenario.turns)
@@ -141,6 +143,11 @@ class SipAgent:
             if isinstance(turn, UserTurn):
                 await self._agent_quiet(party)
                 self.words.append(turn.user)
+                await party.say_tone(600, 0.4)
+                await heard(self.words)
+            elif isinstance(turn, BargeTurn):
+                await asyncio.sleep(float(turn.after))  # over the agent's answer, as on sim
+                self.words.append(turn.barge)
                 await party.say_tone(600, 0.4)
                 await heard(self.words)
             elif isinstance(turn, DtmfTurn):

@@ -181,6 +181,10 @@ FAMILIES = [
     Family("fillers_fast_function.yaml", "caller"),
     Family("guard_unicode_dot_webhook.yaml", "caller"),
     Family("long_call_sliding_window.yaml", "caller"),
+    Family("barge_in_cuts_agent.yaml", "caller"),  # the caller talks over the agent: cut, answered
+    Family("barge_in_goodbye_not_cut.yaml", "agent"),  # a goodbye is never cut
+    Family("barge_in_off.yaml", "caller"),
+    Family("barge_in_post_process_hangup.yaml", "agent"),
     Family("fillers_slow_function.yaml", "caller"),
     Family("fmt_ph_read_back.yaml", "caller"),
     Family("report_delivered.yaml", "agent"),  # the post-call report reaches its (stubbed) receiver
