@@ -1,13 +1,17 @@
-"""Every example scenario family with a hang-up or a blind transfer, over SIP (DESIGN §6, §8).
+"""The example scenarios with a hang-up or a transfer, over SIP (DESIGN §6, §8; issue 8 item 4).
 
-One example per family runs with its own agent document, scripted model, HTTP stubs and `expect`
-block, unchanged, on the real SIP channel: sipp is the caller (scripted_caller.xml) and follows
-our REFERs, answering each with the NOTIFY outcome its transferee would have given — read from
-the scenario's own `expect.transfer` — and hangs up when the scenario's `hangup` turn comes.
-Besides the scenario's expectations, the wire is checked: who sent the BYE, and where each REFER
-pointed. Timers that run minutes on the virtual clock (hard stop, silence) are shortened in the
-agent document, the only change; waits between turns last at most two real seconds (on the wire
-a transferee's answer arrives at once, with no ring time to sit through).
+Each runs with its own agent document, scripted model, HTTP stubs and `expect` block, unchanged,
+on the real SIP channel: sipp is the caller (scripted_caller.xml, with the scenario's caller ID)
+and follows our REFERs, answering each with the NOTIFY outcome its transferee would have given —
+read from the scenario's `expect.transfer` and `legs` — takes hold/unhold re-INVITEs, and hangs
+up when the scenario's `hangup` turn comes. Warm transfers dial through `--sip-proxy`: a sipp
+trunk plays the supervisors. Besides the scenario's expectations, the wire is checked: who sent
+the BYE, that our BYE came after the agent's last voice frame, where each REFER pointed, which
+numbers the trunk was asked for. Timers that run minutes on the virtual clock (hard stop,
+silence, ring and consult timeouts) are shortened in the agent document, the only change; a
+`wait` between turns ends once the caller is back from hold or transfer (see
+`SipAgent._wait`). The calls run six at a time, each on its own endpoint, as a server takes
+many calls at once; a failure names every family that failed and why.
 """
 
 from __future__ import annotations
