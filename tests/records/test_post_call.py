@@ -13,7 +13,7 @@ from callgate.scenario.runner import run_scenario_file
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
 
 
-def run(name: str) -> tuple[CallRecord, list[str]]:
+def run(name: str | Path) -> tuple[CallRecord, list[str]]:
     calls: list[ScenarioCall] = []
 
     def factory(**kwargs: Any) -> ScenarioCall:
@@ -21,7 +21,7 @@ def run(name: str) -> tuple[CallRecord, list[str]]:
         calls.append(call)
         return call
 
-    result = run_scenario_file(EXAMPLES / name, factory=factory)
+    result = run_scenario_file(EXAMPLES / name if isinstance(name, str) else name, factory=factory)
     assert result.passed, result.failures or result.error
     (call,) = calls
     assert call.record is not None
@@ -53,6 +53,30 @@ def test_a_stub_less_post_prompt_url_is_retried_on_virtual_time_then_kept_failed
     attempts = [k for k in kinds if k.startswith("report-")]
     assert attempts == ["report-retry"] * 7 + ["report-failed"]
     assert record.post_prompt_url == "https://example.com/my-api"
+
+
+def test_the_post_prompt_reads_the_calls_clock_in_strftime_tz(tmp_path: Path) -> None:
+    # The scenario's virtual clock starts at 2026-01-01 00:00 UTC: 18:00 on New Year's Eve in Chicago.
+    scenario = tmp_path / "dated_summary.yaml"
+    scenario.write_text(
+        """
+name: the post_prompt's @{strftime_tz} is the call's time
+agent:
+  version: 1.0.0
+  sections:
+    main:
+      - ai:
+          prompt: {text: "You answer the phone."}
+          post_prompt: {text: "Summarize the call of @{strftime_tz America/Chicago %Y-%m-%d} in one line."}
+llm:
+  agent: [{text: "Hello."}]
+  post_prompt: [{text: "A short call."}]
+turns: [hangup]
+expect: {ended: customer-ended-call}
+"""
+    )
+    record, _ = run(scenario)
+    assert record.post_prompt == "Summarize the call of 2025-12-31 in one line."
 
 
 def test_a_transfer_lands_in_the_record() -> None:

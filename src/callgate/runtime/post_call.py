@@ -41,7 +41,7 @@ from callgate.swml.models import AI
 from callgate.swml.pom import render_pom
 from callgate.telephony.base import EndedReason
 from callgate.telephony.clock import Clock
-from callgate.template import expand
+from callgate.template import TemplateEnv, expand, with_env
 from callgate.timeline import CallOutcome
 
 log = logging.getLogger(__name__)
@@ -188,7 +188,9 @@ def report_guard(ai: AI, data: CallRecordInput) -> Guard:
     )
 
 
-def post_prompt_text(ai: AI, data: CallRecordInput) -> str | None:
+def post_prompt_text(ai: AI, data: CallRecordInput, now: float | None = None) -> str | None:
+    """The post_prompt's instructions, `${…}` and `@{…}` expanded; `now` (the call's clock, epoch
+    seconds at the call's end) is what `@{strftime_tz …}` reads."""
     post = ai.post_prompt
     if post is None:
         return None
@@ -202,7 +204,7 @@ def post_prompt_text(ai: AI, data: CallRecordInput) -> str | None:
         "caller_id_name": ctx.caller_id_name,
         "global_data": data.global_data,
     }
-    return expand(text, scope)
+    return expand(text, with_env(scope, TemplateEnv(now=now)) if now is not None else scope)
 
 
 def post_job_spec(data: CallRecordInput, services: PostCallServices) -> dict[str, Any] | None:
@@ -210,7 +212,7 @@ def post_job_spec(data: CallRecordInput, services: PostCallServices) -> dict[str
     ai = data.ai
     if ai is None:
         return None
-    instructions = post_prompt_text(ai, data)
+    instructions = post_prompt_text(ai, data, now=services.clock.time())
     report = None
     if ai.post_prompt_url:
         report = {
