@@ -336,7 +336,7 @@ class AgentSession:
             return
         loops = self.ai.params.background_file_loops
         self.note("background-file", file=source, loops=loops)
-        self._background = await self.call.play(source, loop=loops != 1)
+        self._background = await self.call.play(source, loop=loops != 1, guard=self.functions.guard)
 
     def _settle(self) -> None:
         if self._inputs.empty() and not self._finished:
@@ -810,7 +810,9 @@ class AgentSession:
             elif isinstance(action, act.PlaybackBg):
                 if self._background is not None:
                     await self._background.stop()
-                self._background = await self.call.play(action.file, loop=not action.wait)
+                self._background = await self.call.play(
+                    action.file, loop=not action.wait, guard=self.functions.guard
+                )
                 if action.wait:
                     await self._background.wait()
                     self._background = None

@@ -49,6 +49,7 @@ class SwmlContext:
     http: httpx.AsyncClient | None = None
     sms_webhook_url: str | None = None
     sms_guard: Guard | None = None  # the private-address guard, for a document's own SMS webhook
+    media_guard: Guard | None = None  # the private-address guard, for `play` URLs
     variables: dict[str, Any] = field(default_factory=dict)
     origin: TransferOrigin = "document"
     server_values: frozenset[str] | None = None
@@ -210,7 +211,7 @@ class SwmlInterpreter:
             if url.startswith("say:"):
                 await self.ctx.call.say(url[4:])
             else:
-                playback = await self.ctx.call.play(url)
+                playback = await self.ctx.call.play(url, guard=self.ctx.media_guard)
                 await playback.wait()
 
 

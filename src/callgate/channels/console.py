@@ -38,6 +38,7 @@ from callgate.channels.legs import (
     LegStateMachine,
     check_bridgeable,
 )
+from callgate.swaig.urlguard import Guard
 from callgate.telephony.base import (
     CallEnded,
     CallerSpeech,
@@ -190,7 +191,7 @@ class ConsoleCall(LegIdentity):
     def interrupt_speech(self) -> None:
         """Printed speech is "played" at once: there is never a say() in progress to cut."""
 
-    async def play(self, source: str, loop: bool = False) -> ConsolePlayback:
+    async def play(self, source: str, loop: bool = False, *, guard: Guard | None = None) -> ConsolePlayback:
         if not self.ended:
             self._activate()
         self._machine.require_usable(allow_held=True)

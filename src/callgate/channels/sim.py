@@ -40,6 +40,7 @@ from callgate.channels.legs import (
     check_bridgeable,
 )
 from callgate.durations import Duration
+from callgate.swaig.urlguard import Guard
 from callgate.telephony.base import (
     CallEnded,
     CallerSpeech,
@@ -313,7 +314,7 @@ class SimCall(LegIdentity):
             )
         return spoken
 
-    async def play(self, source: str, loop: bool = False) -> SimPlayback:
+    async def play(self, source: str, loop: bool = False, *, guard: Guard | None = None) -> SimPlayback:
         if not self.ended:
             self._answer_implicitly("play")
         self._machine.require_usable(allow_held=True)

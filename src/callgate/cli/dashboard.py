@@ -9,7 +9,6 @@ import os
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-import httpx
 import typer
 import uvicorn
 from rich.console import Console
@@ -22,6 +21,7 @@ from callgate.runtime.post_call import deliver_in_background
 from callgate.server import ServerContext, admin, build_app, metrics
 from callgate.server import dashboard as pages
 from callgate.server.admin import admin_token
+from callgate.swaig.guarded_transport import guarded_client
 from callgate.telephony.clock import SystemClock
 
 
@@ -72,7 +72,8 @@ def dashboard(
         config = uvicorn.Config(
             app, host=address.host, port=address.port, log_config=None, access_log=False, lifespan="off"
         )
-        async with httpx.AsyncClient(follow_redirects=False) as client:
+        # Reports go to the document's post_prompt_url: the guarded client resolves, checks and pins.
+        async with guarded_client() as client:
             worker = asyncio.create_task(deliver_in_background(store, client, SystemClock()))
             try:
                 await uvicorn.Server(config).serve()

@@ -368,6 +368,7 @@ class CallRunner:
             http=self.setup.http,
             sms_webhook_url=self._sms_webhook_url(),
             sms_guard=self.guard() if self._document_sms_url() else None,
+            media_guard=self.guard(),
             variables=self._variables(),
         )
 

@@ -20,6 +20,7 @@ from callgate.llm.client import ChatModel
 from callgate.llm.factory import model_settings
 from callgate.runtime.consult import ConsultAgent, ConsultRegistry, consult_instructions
 from callgate.swaig.runtime import FunctionRuntime
+from callgate.swaig.urlguard import Guard
 from callgate.swml.models import AI, Document, Function, TransferConfig
 from callgate.telephony.base import Call
 from callgate.telephony.clock import Clock
@@ -59,6 +60,7 @@ class WarmHost(Protocol):
     @property
     def conversation(self) -> Conversation | None: ...
     def caller_went_on_hold(self) -> None: ...
+    def guard(self) -> Guard: ...
 
 
 def _warm_functions(ai: AI | None) -> list[Function]:
@@ -139,6 +141,7 @@ def install_warm(runner: WarmHost) -> WarmTransfer:
         consult=consult,
         check_destination=check,
         on_hold=runner.caller_went_on_hold,
+        media_guard=runner.guard(),
     )
     runner.controller._warm = warm  # the controller's seam for mode "warm"
     return warm

@@ -14,7 +14,8 @@ twice:
 
 An address is refused when it is not globally routable — private, loopback, link-local, CGNAT
 (100.64/10), unspecified, reserved, documentation, multicast — or embeds such an IPv4 address
-(IPv4-mapped, IPv4-compatible, 6to4 2002::/16, NAT64 64:ff9b::/96 and 64:ff9b:1::/48, Teredo).
+(IPv4-mapped, IPv4-compatible, IPv4-translated ::ffff:0:0:0/96, 6to4 2002::/16, NAT64
+64:ff9b::/96 and 64:ff9b:1::/48, Teredo).
 
 Exemptions (DESIGN §4, §6): `params.swaig_allow_private_urls: true`, the host that served the
 agent document, and a scenario's passthrough URLs (`Guard.exempt`).
@@ -40,6 +41,7 @@ _LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loop
 _ALLOW_HINT = "set params.swaig_allow_private_urls to allow it"
 _NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
 _IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+_IPV4_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")  # SIIT (RFC 2765): a translator's target
 
 
 def connect_host(url: str) -> str:
@@ -93,7 +95,7 @@ def _embedded(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
     if address.teredo is not None:
         found.extend(address.teredo)
     low32 = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    if any(address in network for network in _NAT64):
+    if address in _IPV4_TRANSLATED or any(address in network for network in _NAT64):
         found.append(low32)
     if address in _IPV4_COMPATIBLE and int(address) > 1:
         found.append(low32)
@@ -116,7 +118,11 @@ def address_refusal(address: IPAddress) -> str | None:
     for inner in embedded:
         if _v4_problem(inner):
             return f"{address} embeds {inner}, a private or loopback address (not publicly routable)"
-    if address.ipv4_mapped is not None or any(address in network for network in _NAT64):
+    if (
+        address.ipv4_mapped is not None
+        or address in _IPV4_TRANSLATED
+        or any(address in network for network in _NAT64)
+    ):
         return None  # a translation of the (public) IPv4 address just checked
     if not address.is_global or address.is_multicast or address.is_site_local or address in _IPV4_COMPATIBLE:
         return f"{address} is a private or loopback address (not publicly routable)"

@@ -11,7 +11,10 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from callgate.swaig.urlguard import Guard
 
 
 class EndedReason(StrEnum):
@@ -169,7 +172,10 @@ class Call(Protocol):
         """Speak `text`; returns after its last audio frame was sent. Raises CallEnded if gone."""
         ...
 
-    async def play(self, source: str, loop: bool = False) -> Playback: ...
+    async def play(self, source: str, loop: bool = False, *, guard: Guard | None = None) -> Playback:
+        """Play a WAV file or URL. `guard`: the private-address guard of the document that chose
+        `source`; a channel that fetches URLs itself applies it to the request and every redirect."""
+        ...
 
     def interrupt_speech(self) -> None:
         """Barge-in: cut the `say()` in progress within one frame; it raises SpeechInterrupted.

@@ -20,6 +20,9 @@ import numpy as np
 
 from callgate.speech.audio import AudioSourceError, SourceFetcher, from_wav, resample
 from callgate.speech.base import TELEPHONE_RATE, SpeechError, frame_bytes
+from callgate.swaig.fetch import safe_url
+from callgate.swaig.guarded_transport import guarded_client, with_guard
+from callgate.swaig.urlguard import Guard
 
 FRAME = frame_bytes(TELEPHONE_RATE)  # 320 bytes of PCM16 = 160 samples
 SILENCE = bytes(FRAME)
@@ -56,19 +59,27 @@ def wav_to_pcm8k(data: bytes) -> bytes:
     return resample(pcm, rate, TELEPHONE_RATE)
 
 
-async def load_source(source: str, *, timeout: float = 10.0, fetch: SourceFetcher | None = None) -> bytes:
+async def load_source(
+    source: str, *, timeout: float = 10.0, fetch: SourceFetcher | None = None, guard: Guard | None = None
+) -> bytes:
     """play()'s source (a WAV file path, file:// URL or http(s) URL) as 8 kHz PCM16. A URL goes
-    through `fetch` when the leg's owner gave one (the document's private-address guard)."""
+    through `fetch` when the leg's owner gave one (the call's guarded fetcher: size cap, deadline,
+    every redirect hop checked, failures on the call's timeline); otherwise, with `guard` (a URL an
+    agent document chose), the URL, the address it connects to and every redirect hop pass the
+    private-address guard."""
     if source.startswith(("http://", "https://")) and fetch is not None:
         data = await fetch(source)
     elif source.startswith(("http://", "https://")):
+        problem = guard.url_refusal(source) if guard is not None else None
+        if problem is not None:
+            raise AudioSourceError(f"cannot fetch {safe_url(source)}: refused: {problem}")
         try:
-            async with httpx.AsyncClient(timeout=timeout, follow_redirects=True) as client:
-                response = await client.get(source)
+            async with guarded_client(timeout=timeout, follow_redirects=True) as client:
+                response = await client.get(source, extensions=with_guard(guard))
         except httpx.HTTPError as error:
-            raise AudioSourceError(f"cannot fetch {source}: {error}") from error
+            raise AudioSourceError(f"cannot fetch {safe_url(source)}: {error}") from error
         if response.status_code >= 400:
-            raise AudioSourceError(f"cannot fetch {source}: HTTP {response.status_code}")
+            raise AudioSourceError(f"cannot fetch {safe_url(source)}: HTTP {response.status_code}")
         data = response.content
     else:
         path = Path(source[len("file://") :] if source.startswith("file://") else source)

@@ -64,6 +64,7 @@ from callgate.speech.ahead import SpeechAhead
 from callgate.speech.audio import AudioSourceError, SourceFetcher
 from callgate.speech.base import TELEPHONE_RATE, Listener, SpeechError, Synthesizer, frame_bytes
 from callgate.speech.codecs import Codec, decode, encode
+from callgate.swaig.urlguard import Guard
 from callgate.telephony.base import (
     CallEnded,
     CallEvent,
@@ -299,7 +300,7 @@ class SipCall(LegIdentity):
             raise CallEnded("the leg is ending")
         self._machine.require_usable(allow_held=False)
 
-    async def play(self, source: str, loop: bool = False) -> PlaybackStream:
+    async def play(self, source: str, loop: bool = False, *, guard: Guard | None = None) -> PlaybackStream:
         """Start playing `source` (mixed over speech; works while held: hold music). Returns at
         once: the file or URL loads in the background, so a slow hold-music server delays only the
         music. A source that cannot be loaded ends the playback with how = "error: …" (logged)."""
@@ -308,12 +309,12 @@ class SipCall(LegIdentity):
         self._machine.require_usable(allow_held=True)
         stream = PlaybackStream(source, [], loop, loaded=False)
         self._playbacks.append(stream)
-        self.host.background(asyncio.ensure_future(self._load(stream)))
+        self.host.background(asyncio.ensure_future(self._load(stream, guard)))
         return stream
 
-    async def _load(self, stream: PlaybackStream) -> None:
+    async def _load(self, stream: PlaybackStream, guard: Guard | None) -> None:
         try:
-            frames = split_frames(await load_source(stream.source, fetch=self.fetch_source))
+            frames = split_frames(await load_source(stream.source, fetch=self.fetch_source, guard=guard))
         except AudioSourceError as error:
             log.warning("call %s: cannot play %s: %s", self.call_id, stream.source, error)
             stream.end(f"error: {error}")

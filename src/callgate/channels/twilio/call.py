@@ -37,6 +37,7 @@ from callgate.channels.twilio.rest import TwilioRest
 from callgate.speech.ahead import SpeechAhead
 from callgate.speech.audio import SourceFetcher
 from callgate.speech.base import TELEPHONE_RATE, Listener, SpeechError, Synthesizer
+from callgate.swaig.urlguard import Guard
 from callgate.telephony.base import (
     CallEnded,
     CallEvent,
@@ -390,7 +391,7 @@ class TwilioCall(LegIdentity):
         if link is not None:
             await self._send_quietly(link, media.clear_message(link.stream_sid))
 
-    async def play(self, source: str, loop: bool = False) -> StreamPlayback:
+    async def play(self, source: str, loop: bool = False, *, guard: Guard | None = None) -> StreamPlayback:
         if not self.ended:
             self._activate()
         self._machine.require_usable(allow_held=True)

@@ -31,6 +31,7 @@ from callgate.control.controller import CallController, failure_code
 from callgate.control.warm.consult import ConsultFactory, ConsultVerdict
 from callgate.control.warm.states import CallerMachine, CallerState, SupervisorMachine, SupervisorState
 from callgate.control.warm.summary import Summary
+from callgate.swaig.urlguard import Guard
 from callgate.swml.models import TransferConfig
 from callgate.telephony.base import (
     Call,
@@ -76,8 +77,10 @@ class WarmTransfer:
         consult: ConsultFactory,
         check_destination: DestinationCheck | None = None,
         on_hold: Callable[[], None] | None = None,
+        media_guard: Guard | None = None,
     ) -> None:
         self.controller = controller
+        self._media_guard = media_guard  # the private-address guard for hold music by URL
         self._config_for = config_for
         self._summarize = summarize
         self._consult = consult
@@ -254,7 +257,7 @@ class WarmTransfer:
         if self._on_hold is not None:
             self._on_hold()
         if config.hold_music:
-            self._music = await self.call.play(config.hold_music, loop=True)
+            self._music = await self.call.play(config.hold_music, loop=True, guard=self._media_guard)
             self.note("warm-music", source=config.hold_music)
 
     async def _stop_music(self) -> None:

@@ -1,0 +1,155 @@
+"""Ways around the private-address guard found by attacking it (docs/security.md), each fixed:
+
+- the SIP channel fetched `play` / `background_file` / `playback_bg` / hold-music URLs with its
+  own unguarded client (following redirects): now the document's guard goes with the request and
+  every redirect hop;
+- `callgate dashboard` delivered reports (the document's `post_prompt_url`) through a plain client:
+  the URL was checked, the name it resolved to was not;
+- IPv4-translated IPv6 addresses (`::ffff:0:a.b.c.d`, SIIT) were taken for public ones.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from callgate.channels.sip.audio import AudioSourceError, load_source
+from callgate.records.model import CallRecord
+from callgate.records.store import NewReport, open_store
+from callgate.swaig.urlguard import Guard, address_refusal
+from server.serving import Served  # tests/ is on sys.path (rootdir packages)
+
+from .security_support import CALLGATE, Receiver, closed_port
+
+
+@contextmanager
+def redirector(paths: dict[str, str]) -> Iterator[tuple[str, list[str]]]:
+    """A loopback server answering each path in `paths` with a 302 to its URL (`{base}` is the
+    server's own base URL); every request path is recorded."""
+    seen: list[str] = []
+
+    class _Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            target = paths.get(self.path)
+            if target is None:
+                self.send_response(404)
+                self.send_header("content-length", "0")
+                self.end_headers()
+                return
+            self.send_response(302)
+            self.send_header("location", target.format(base=base))
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.daemon_threads = True
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield base, seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+# ---------------------------------------------------------------- SIP playback by URL
+
+
+async def test_sip_play_of_a_document_url_is_guarded() -> None:
+    with Receiver() as receiver:
+        for url in (f"{receiver.url}/music.wav", f"http://127\u30020\u30020\u30021:{receiver.port}/m.wav"):
+            with pytest.raises(AudioSourceError, match="refused"):
+                await load_source(url, guard=Guard())
+        assert receiver.requests == []
+
+
+async def test_sip_play_redirect_from_an_exempt_hop_to_an_internal_one_is_refused() -> None:
+    with redirector({"/start.wav": "{base}/inside.wav"}) as (base, seen):
+        # The first hop is let through (a scenario passthrough); the hop it redirects to is not.
+        guard = Guard(exempt=lambda url: url.endswith("/start.wav"))
+        with pytest.raises(AudioSourceError, match="refused"):
+            await load_source(f"{base}/start.wav", guard=guard)
+        assert seen == ["/start.wav"]
+
+
+async def test_sip_play_with_the_document_exempt_still_follows_its_redirects() -> None:
+    with redirector({"/start.wav": "{base}/gone.wav"}) as (base, seen):
+        with pytest.raises(AudioSourceError, match="HTTP 404"):
+            await load_source(f"{base}/start.wav", guard=Guard(allow_private=True))
+        assert seen == ["/start.wav", "/gone.wav"]
+
+
+# ---------------------------------------------------------------- IPv4-translated addresses
+
+_INTERNAL_V4 = st.sampled_from(["127.0.0.1", "10.0.0.1", "169.254.169.254", "192.168.1.1", "100.64.0.1"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(_INTERNAL_V4, st.integers(0, 2**32 - 1).map(lambda v: str(ipaddress.IPv4Address(v)))))
+def test_property_an_ipv4_translated_address_is_judged_by_the_ipv4_it_carries(v4: str) -> None:
+    inner = ipaddress.IPv4Address(v4)
+    translated = ipaddress.IPv6Address(f"::ffff:0:{int(inner) >> 16:x}:{int(inner) & 0xFFFF:x}")
+    assert (address_refusal(translated) is None) is (address_refusal(inner) is None), translated
+    assert Guard().url_refusal(f"http://[{translated}]/") is None or address_refusal(inner) is not None
+
+
+# ---------------------------------------------------------------- the dashboard's report worker
+
+
+def test_dashboard_delivers_reports_through_the_pinning_transport(tmp_path: Path) -> None:
+    name = socket.gethostname()
+    try:
+        address = socket.gethostbyname(name)
+    except OSError:
+        pytest.skip("this machine's host name does not resolve")
+    if address != "127.0.0.1":
+        pytest.skip("this machine's host name does not resolve to 127.0.0.1 (where the receiver listens)")
+    store_path = tmp_path / "calls.db"
+    with Receiver() as receiver:
+        url = f"http://{name}:{receiver.port}/report"
+        assert Guard().url_refusal(url) is None  # the name alone passes: only resolution catches it
+        with open_store(str(store_path)) as store:
+            store.save_call(
+                CallRecord(call_id="c1"), NewReport("key-c1", url, {"call_id": "c1"}, guard="strict"), now=0.0
+            )
+        served = Served(
+            subprocess.Popen(
+                [str(CALLGATE), "dashboard", "--http", f"127.0.0.1:{closed_port()}", "--db", str(store_path)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                env={**os.environ, "CALLGATE_ADMIN_TOKEN": "t" * 32},
+            ),
+            http_port=None,
+            sip_port=None,
+        )
+        try:
+            error = ""
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not error and not receiver.requests:
+                time.sleep(0.5)
+                with open_store(str(store_path)) as store:
+                    error = next((r.last_error or "" for r in store.reports()), "")
+        finally:
+            served.stop()
+        assert receiver.requests == []
+        assert "resolves to a refused address" in error
