@@ -4,10 +4,11 @@
 
 - the userinfo of a URL or DSN (`https://user:pass@host` → `https://user:***@host`, a lone
   `https://token@host` → `https://***@host`, `postgresql://…`), up to the last `@` of the
-  authority, so an unencoded `@` in a password is covered too;
+  authority, so an unencoded `@`, `/`, `?` or `#` in a password is covered too;
 - `key=value` / `key: value` secrets (`password=`, `passwd`, `pwd`, `secret`, `token`, `api_key`,
   `access_token`, `sig`… in libpq DSNs, query strings, JSON-ish text);
-- `Authorization` header values and `Basic …` / `Bearer …` credentials.
+- `Authorization` header values and `Basic …` / `Bearer …` credentials;
+- `key=` / `auth=` query parameters, and OpenAI-style `sk-…` API keys written bare.
 
 `redact_data(value)` does the same through a JSON-like structure and masks the value of every key
 that names a secret (`web_hook_auth_password`, `web_hook_auth_pass`, `post_prompt_auth_password`,
@@ -22,6 +23,9 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
+import traceback
+from types import TracebackType
 from typing import Any
 
 MASK = "***"
@@ -32,8 +36,8 @@ _SECRET_WORDS = (
     r"apikey|auth_token|sig|signature|private_key|credentials?"
 )
 _KEY_VALUE = re.compile(
-    rf"(?P<key>(?<![A-Za-z0-9])[\w.-]*?(?:{_SECRET_WORDS}))(?P<quote>[\"']?)(?P<sep>\s*[=:]\s*)"
-    r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s&;,\"'}\]]+)",
+    rf"(?P<key>(?<![A-Za-z0-9])[\w.-]*?(?:{_SECRET_WORDS})|(?<=[?&])(?:key|auth))(?P<quote>[\"']?)"
+    r"(?P<sep>\s*[=:]\s*)(?P<value>\"(?:[^\"\\]|\\.)*\"|'[^']*'|[^\s&;,\"'}\]]+)",
     re.IGNORECASE,
 )
 _AUTH_HEADER = re.compile(
@@ -41,7 +45,9 @@ _AUTH_HEADER = re.compile(
     re.IGNORECASE,
 )
 _SCHEME_CREDENTIAL = re.compile(r"\b(?P<scheme>Basic|Bearer|Digest)\s+[A-Za-z0-9._~+/=-]{6,}", re.IGNORECASE)
-_QUICK = re.compile(r"@|[=:]|basic|bearer|digest", re.IGNORECASE)
+_QUICK = re.compile(r"@|[=:]|basic|bearer|digest|sk-", re.IGNORECASE)
+# An OpenAI-style API key written bare (`sk-…`, `sk-proj-…`), e.g. echoed in a model server's error.
+_API_KEY = re.compile(r"\bsk-[A-Za-z0-9_-]{16,}")
 
 # Keys whose value is a secret (compared lower-case with `-` as `_`), by their last word.
 _SECRET_KEY = re.compile(
@@ -58,6 +64,7 @@ def redact(text: str) -> str:
     text = _URL.sub(_mask_userinfo, text)
     text = _AUTH_HEADER.sub(lambda m: f"{m.group('key')}{m.group('quote')}{m.group('sep')}{MASK}", text)
     text = _SCHEME_CREDENTIAL.sub(lambda m: f"{m.group('scheme')} {MASK}", text)
+    text = _API_KEY.sub(MASK, text)
     return _KEY_VALUE.sub(_mask_value, text)
 
 
@@ -67,7 +74,12 @@ def _mask_userinfo(match: re.Match[str]) -> str:
     rest = url[scheme_end:]
     authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
     if "@" not in authority:
-        return url
+        # `user:p?ss@host` / `user:p#ss@host`: a password holding `?` or `#` unencoded still masks.
+        head = rest.split("@", 1)[0]
+        user = head.partition(":")[0]
+        if "@" not in rest or ":" not in head or re.search(r"[/?#]", user):
+            return url
+        authority = head + "@"
     userinfo = authority.rpartition("@")[0]
     if ":" in userinfo and "@" in rest[len(authority) :]:
         # A password with an unencoded `/` (`user:p/ss@host`): mask through the last `@`.
@@ -133,3 +145,16 @@ def install_log_redaction() -> None:
 
     factory._callgate_redacts = True  # type: ignore[attr-defined]
     logging.setLogRecordFactory(factory)
+
+
+def install_traceback_redaction() -> None:
+    """An uncaught exception's traceback is printed through `redact` (the CLI's last resort: an
+    exception message may hold a URL with its password). Idempotent."""
+    if getattr(sys.excepthook, "_callgate_redacts", False):
+        return
+
+    def hook(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:
+        sys.stderr.write(redact("".join(traceback.format_exception(kind, error, tb))))
+
+    hook._callgate_redacts = True  # type: ignore[attr-defined]
+    sys.excepthook = hook

@@ -15,7 +15,7 @@ from callgate.cli.serve import serve
 from callgate.cli.test import test
 from callgate.cli.validate import EXIT_INVALID, EXIT_OK, validate
 from callgate.records import commands as records_commands
-from callgate.redact import install_log_redaction
+from callgate.redact import install_log_redaction, install_traceback_redaction
 
 __all__ = ["EXIT_INVALID", "EXIT_OK", "app", "main"]
 
@@ -47,4 +47,5 @@ records_commands.register(app)
 
 def main() -> None:
     """Console-script entry point."""
+    install_traceback_redaction()  # not even a crash prints a credential
     app()

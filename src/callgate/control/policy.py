@@ -41,6 +41,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Literal
+from urllib.parse import unquote
 
 from callgate.swml.models import AI, Document, Function
 from callgate.swml.pom import render_pom
@@ -84,6 +85,9 @@ def _sip_regex(host: str, port: str) -> re.Pattern[str]:
     )
 
 
+# What a glob never matches inside a SIP URI part, even percent-escaped.
+_SEPARATORS = frozenset('@:;?/<>,"\\ ')
+
 _SIP = _sip_regex(r"[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]", r"[0-9]{1,5}")
 _SIP_PATTERN = _sip_regex(r"[A-Za-z0-9.\-*]+|\[[0-9A-Fa-f:.]+\]", r"[0-9*]{1,5}")
 
@@ -112,7 +116,14 @@ class SipUri:
         def same(value: str | None, wanted: str | None) -> bool:
             if value is None or wanted is None:
                 return value is None and wanted is None
-            return fnmatchcase(value.lower(), wanted.lower())
+            if value.lower() == wanted.lower():
+                return True
+            # A glob is matched against what the far end decodes: `%40` is an `@`, and `*` never
+            # crosses a separator, escaped or not (`sip:a%40evil.com@pbx` is not `sip:*@pbx`).
+            decoded = unquote(value)
+            if any(c in _SEPARATORS or not c.isprintable() for c in decoded):
+                return False
+            return fnmatchcase(decoded.lower(), unquote(wanted).lower())
 
         return (
             self.scheme == pattern.scheme

@@ -23,7 +23,7 @@ from callgate.records.async_store import AsyncStore, as_async
 from callgate.records.payload import IDEMPOTENCY_HEADER
 from callgate.records.store import PENDING, Report, Store, StoreError
 from callgate.swaig.guarded_transport import with_guard
-from callgate.swaig.urlguard import Guard
+from callgate.swaig.urlguard import Guard, parse_problem
 from callgate.telephony.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -178,6 +178,8 @@ class DeliveryWorker:
                 status = response.status_code
                 if not _accepted(status):
                     error = f"HTTP {status}"
+        except httpx.InvalidURL as exc:  # the parser quotes the part it rejects: maybe a password
+            error = f"malformed URL ({parse_problem(exc)})"
         except (httpx.HTTPError, TimeoutError, OSError) as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         except Exception as exc:  # never out of deliver_due: whatever it was fails this attempt

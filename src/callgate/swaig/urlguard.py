@@ -50,8 +50,14 @@ def connect_host(url: str) -> str:
     try:
         raw = httpx.URL(url).raw_host.decode("ascii")
     except (httpx.InvalidURL, UnicodeDecodeError, TypeError) as exc:
-        raise ValueError(str(exc)) from exc
+        raise ValueError(parse_problem(exc)) from exc
     return canonical_host(raw)
+
+
+def parse_problem(exc: BaseException) -> str:
+    """What is wrong with a URL the client cannot parse, without the part it quotes: httpx says
+    `Invalid port: 'pa55word'` for `http://user:pa55word?x@host/`, a password in the wrong place."""
+    return str(exc).split(":", 1)[0] or type(exc).__name__
 
 
 def canonical_host(host: str) -> str:

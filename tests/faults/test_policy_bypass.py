@@ -1,0 +1,53 @@
+"""Ways around `transfer_allow` found by attacking it (docs/security.md), each fixed: a SIP user
+part whose percent-escapes decode to a separator (`sip:a%40evil.com@pbx.example.com`) matched
+`sip:*@pbx.example.com` — the far end decodes `%40` to `@`, so `*` crossed it after all."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from callgate.control.policy import DESTINATION_REFUSED, DestinationPolicy, matches_any
+
+ALLOW = ["sip:*@pbx.example.com", "+1555*"]
+_NAME = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789.-_", min_size=1, max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(before=_NAME, separator=st.sampled_from('@:;?/<>," \\\x00\n'), after=_NAME)
+def test_property_an_escaped_separator_in_the_user_part_never_matches_a_glob(
+    before: str, separator: str, after: str
+) -> None:
+    user = before + quote(separator, safe="") + after
+    assert not matches_any(f"sip:{user}@pbx.example.com", ALLOW), user
+    policy = DestinationPolicy(allow=list(ALLOW))
+    assert policy.check(f"sip:{user}@pbx.example.com", "server") == DESTINATION_REFUSED
+
+
+@settings(max_examples=100, deadline=None)
+@given(user=_NAME)
+def test_property_plain_and_harmlessly_escaped_users_still_match(user: str) -> None:
+    assert matches_any(f"sip:{user}@pbx.example.com", ALLOW)
+    assert matches_any(f"sip:{quote(user, safe='')}%2B1@pbx.example.com", ALLOW)  # `%2B` is a `+`
+
+
+def test_spellings_that_stay_refused() -> None:
+    for destination in (
+        "sip:a@pbx.example.com;maddr=evil.com",
+        "sips:a@pbx.example.com",
+        '"Bob" <sip:a@pbx.example.com>',
+        "sip:a@evil.com;x=@pbx.example.com",
+        "sip:a@pbx.example.com.evil.com",
+        "sip:a:pw@pbx.example.com",
+        "sip:a@pbx.example.com?Route=%3Csip:evil.com%3E",
+        "+1555,,,19005550199",
+        "+1555w9005550199",
+        "tel:+15551234567;ext=900",
+        "+15551234567@evil.com",
+        "+\uff11\uff15\uff15\uff15\uff11\uff12\uff13",  # fullwidth digits
+        "0015551234567",
+        "01115551234567",
+    ):
+        assert not matches_any(destination, ALLOW), destination

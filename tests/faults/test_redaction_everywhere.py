@@ -1,0 +1,86 @@
+"""Secret spellings that got past `callgate.redact` (docs/security.md), each fixed:
+
+- a URL password holding an unencoded `?` or `#` (`https://bob:p?ss@host`): the authority ended at
+  the `?`, so nothing was masked — and `calls show` / `calls export` printed it;
+- a JSON string value with an escaped quote (`"password": "a\\"b"`): only up to the escape;
+- `?key=` / `&auth=` query parameters (Google-style API keys) and bare `sk-…` API keys.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from callgate.records.model import CallRecord
+from callgate.records.store import NewReport, open_store
+from callgate.redact import redact
+
+from .security_support import closed_port, run_cli
+
+SECRET = "Zq9s3cretPa55"
+
+# What a password may hold unencoded and still sit inside one URL-looking run of text.
+_PASSWORD_CHARS = string.ascii_letters + string.digits + "?#/:!$&()*+,;=%-._~"
+
+
+@settings(max_examples=300, deadline=None)
+@given(tail=st.text(alphabet=_PASSWORD_CHARS, max_size=12), path=st.sampled_from(["", "/", "/x", "/x?y=1"]))
+def test_property_a_url_password_is_masked_whatever_it_holds(tail: str, path: str) -> None:
+    password = SECRET + tail
+    for scheme in ("https", "postgresql", "redis"):
+        text = f"failed: {scheme}://bob:{password}@host.example.com{path} (timeout)"
+        assert SECRET not in redact(text), text
+
+
+@settings(max_examples=200, deadline=None)
+@given(tail=st.text(max_size=12))
+def test_property_a_json_secret_value_is_masked_with_escapes_inside(tail: str) -> None:
+    for key in ("password", "api_key", "auth_token", "client_secret"):
+        text = json.dumps({key: SECRET + tail, "next": "visible"})
+        cleaned = redact(text)
+        assert SECRET not in cleaned and "visible" in cleaned, cleaned
+
+
+def test_query_keys_and_bare_api_keys_are_masked() -> None:
+    for text in (
+        f"GET https://maps.example.com/geo?key={SECRET}&q=1",
+        f"GET https://hooks.example.com/x?a=1&auth={SECRET}",
+        f"model said: Incorrect API key provided: sk-proj-{SECRET}abcdef",
+        f"OPENAI_API_KEY is sk-{SECRET}0123456789",
+    ):
+        assert SECRET not in redact(text), text
+    # Ordinary words are left alone: a key in prose, idempotency keys, e-mail addresses in queries.
+    for text in ("press the key: 5", "idempotency_key=abc", "https://h.example.com/p?email=a@b.com"):
+        assert redact(text) == text
+
+
+def test_calls_commands_never_print_a_password_with_query_characters(tmp_path: Path) -> None:
+    store_path = tmp_path / "calls.db"
+    port = closed_port()
+    urls = {
+        "question": f"http://reporter:{SECRET}?x@127.0.0.1:{port}/report",
+        "hash": f"http://reporter:{SECRET}#x@127.0.0.1:{port}/report",
+        "key": f"http://127.0.0.1:{port}/report?key={SECRET}",
+        "auth": f"http://127.0.0.1:{port}/report?a=1&auth={SECRET}",
+    }
+    with open_store(str(store_path)) as store:
+        for name, url in urls.items():
+            report = NewReport(f"key-{name}", url, {"call_id": name})
+            store.save_call(CallRecord(call_id=name), report, now=0.0)
+    env = {"CALLGATE_DB": str(store_path)}
+    outputs = [
+        run_cli(["calls", "deliver", "--no-wait"], env=env),
+        run_cli(["calls", "list", "--json"], env=env),
+        run_cli(["calls", "export"], env=env),
+        *(run_cli(["calls", "show", name], env=env) for name in urls),
+        *(run_cli(["calls", "show", name, "--json"], env=env) for name in urls),
+    ]
+    for result in outputs:
+        assert SECRET not in result.stdout + result.stderr, result.args
+        assert "Traceback" not in result.stderr, result.stderr
+    exported = json.loads(outputs[2].stdout)
+    assert len(exported) == len(urls)
