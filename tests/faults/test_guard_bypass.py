@@ -29,10 +29,13 @@ from hypothesis import strategies as st
 from callgate.channels.sip.audio import AudioSourceError, load_source
 from callgate.records.model import CallRecord
 from callgate.records.store import NewReport, open_store
+from callgate.swaig.guarded_transport import AddressRefused, guarded_client, with_guard
 from callgate.swaig.urlguard import Guard, address_refusal
+from callgate.swml.errors import DocumentError
+from callgate.swml.loader import fetch_document
 from server.serving import Served  # tests/ is on sys.path (rootdir packages)
 
-from .security_support import CALLGATE, Receiver, closed_port
+from .security_support import CALLGATE, Receiver, closed_port, fixed_resolver
 
 
 @contextmanager
@@ -57,6 +60,8 @@ def redirector(paths: dict[str, str]) -> Iterator[tuple[str, list[str]]]:
             self.send_header("location", target.format(base=base))
             self.send_header("content-length", "0")
             self.end_headers()
+
+        do_POST = do_GET
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.daemon_threads = True
@@ -96,6 +101,36 @@ async def test_sip_play_with_the_document_exempt_still_follows_its_redirects() -
         with pytest.raises(AudioSourceError, match="HTTP 404"):
             await load_source(f"{base}/start.wav", guard=Guard(allow_private=True))
         assert seen == ["/start.wav", "/gone.wav"]
+
+
+# ---------------------------------------------------------------- documents by URL, proxies
+
+
+async def test_an_assistant_document_redirected_inside_is_refused_at_the_hop() -> None:
+    with redirector({"/agent.json": "{base}/inside.json"}) as (base, seen):
+        guard = Guard(exempt=lambda url: url.endswith("/agent.json"))
+        async with guarded_client() as client:
+            with pytest.raises(DocumentError, match="refused"):
+                await fetch_document(f"{base}/agent.json", client=client, extensions=with_guard(guard))
+        assert seen == ["/agent.json"]
+
+
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "all_proxy"])
+async def test_proxy_variables_never_carry_a_guarded_request(
+    variable: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A proxy would connect wherever it is told (and the pinning transport would check only the
+    proxy's address): the guarded client ignores proxy variables for document requests."""
+    with Receiver() as proxy:
+        monkeypatch.setenv(variable, proxy.url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        resolver = fixed_resolver({"hooks.example.com": ["127.0.0.1"]})
+        async with guarded_client(resolver=resolver) as client:
+            for url in ("http://hooks.example.com/x", "https://hooks.example.com/x"):
+                with pytest.raises(AddressRefused):
+                    await client.get(url, extensions=with_guard(Guard()))
+        assert proxy.requests == []
 
 
 # ---------------------------------------------------------------- IPv4-translated addresses

@@ -3,21 +3,30 @@
 - a URL password holding an unencoded `?` or `#` (`https://bob:p?ss@host`): the authority ended at
   the `?`, so nothing was masked — and `calls show` / `calls export` printed it;
 - a JSON string value with an escaped quote (`"password": "a\\"b"`): only up to the escape;
-- `?key=` / `&auth=` query parameters (Google-style API keys) and bare `sk-…` API keys.
+- `?key=` / `&auth=` query parameters (Google-style API keys) and bare `sk-…` API keys;
+- tracebacks: an uncaught exception, a logged one (`log.exception`, the JSON logs of `serve`) and
+  the JSON logs' extra fields printed the exception's text, URL passwords included;
+- httpx's `Invalid port: '<password>'` for `http://user:pa55?x@host/` (the password parsed as a
+  port) in guard refusals and report errors; `calls deliver` crashed on such a URL.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import string
+import sys
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from callgate.records.model import CallRecord
 from callgate.records.store import NewReport, open_store
-from callgate.redact import redact
+from callgate.redact import install_log_redaction, install_traceback_redaction, redact
+from callgate.runtime.logs import JsonFormatter
 
 from .security_support import closed_port, run_cli
 
@@ -84,3 +93,51 @@ def test_calls_commands_never_print_a_password_with_query_characters(tmp_path: P
         assert "Traceback" not in result.stderr, result.stderr
     exported = json.loads(outputs[2].stdout)
     assert len(exported) == len(urls)
+
+
+def _failure() -> ValueError:
+    try:
+        raise ValueError(f"cannot reach postgresql://app:{SECRET}@db/calls")
+    except ValueError as error:
+        return error
+
+
+def test_an_uncaught_traceback_is_printed_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "excepthook", sys.__excepthook__)
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    install_traceback_redaction()
+    error = _failure()
+    sys.excepthook(type(error), error, error.__traceback__)
+    assert "ValueError" in err.getvalue() and "app:***@db" in err.getvalue()
+    assert SECRET not in err.getvalue()
+
+
+def test_logged_exceptions_and_extras_are_redacted() -> None:
+    install_log_redaction()
+    log = logging.getLogger("callgate.test.redaction_everywhere")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    plain = io.StringIO()
+    plain_handler = logging.StreamHandler(plain)
+    plain_handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(handler)
+    log.addHandler(plain_handler)
+    try:
+        error = _failure()
+        log.error("delivery failed", exc_info=error, extra={"target": f"https://u:{SECRET}@h.example.com/"})
+    finally:
+        log.removeHandler(handler)
+        log.removeHandler(plain_handler)
+    entry = json.loads(stream.getvalue())
+    assert "ValueError" in entry["exc"] and entry["target"] == "https://u:***@h.example.com/"
+    assert SECRET not in stream.getvalue() and SECRET not in plain.getvalue()
+    assert "ValueError" in plain.getvalue()
+
+
+def test_a_misplaced_password_is_not_echoed_as_a_port() -> None:
+    from callgate.swaig.urlguard import Guard
+
+    problem = Guard().url_refusal(f"http://reporter:{SECRET}?x@127.0.0.1/report")
+    assert problem is not None and problem.startswith("malformed URL") and SECRET not in problem
