@@ -17,8 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import httpcore
+import httpx
 
+from callgate.agent.decisions import DynamicTarget, Transfer
+from callgate.channels.sim import SimWorld
+from callgate.control.controller import CallController
+from callgate.control.destinations import DestinationClient
+from callgate.control.policy import DestinationPolicy
 from callgate.swaig.urlguard import IPAddress
+from callgate.telephony.clock import VirtualClock, run_virtual
+from callgate.timeline import CallOutcome
 from server.peers import ModelThread  # tests/ is on sys.path (rootdir packages)
 
 __all__ = ["ModelThread"]
@@ -222,3 +230,41 @@ class RecordingBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
+
+
+def sim_controller(
+    world: SimWorld,
+    clock: VirtualClock,
+    policy: DestinationPolicy,
+    destinations: DestinationClient | None = None,
+) -> CallController:
+    """The call controller of a simulated call, with `policy` (and a destination server client)."""
+    return CallController(
+        world.caller,
+        world.switch,
+        clock,
+        CallOutcome(timeline=world.timeline),
+        world.started_at,
+        policy=policy,
+        destinations=destinations,
+    )
+
+
+def dynamic_transfer(
+    url: str, model_values: Iterable[str], legs: dict[str, dict[str, Any]], caller: str
+) -> tuple[str | None, list[str]]:
+    """A dynamic (Vapi) transfer asking the destination server at `url`, on a simulated call from
+    `caller`, the model having said `model_values`: (the result's code, the timeline's kinds)."""
+
+    async def main(clock: VirtualClock) -> tuple[str | None, list[str]]:
+        world = SimWorld(clock, legs=legs, from_number=caller)
+        async with httpx.AsyncClient() as http:
+            policy = DestinationPolicy(caller_number=caller)
+            controller = sim_controller(world, clock, policy, DestinationClient(http, allow_private=True))
+            await controller.answer()
+            target = DynamicTarget(url=url, model_values=frozenset(model_values))
+            transfer = Transfer("", "builtin", dynamic=target, origin="server")
+            result = await controller.execute_transfer(transfer)
+        return result.code, [e.kind for e in world.timeline.events]
+
+    return run_virtual(main)

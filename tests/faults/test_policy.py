@@ -7,15 +7,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callgate.agent.decisions import DynamicTarget, Transfer
+from callgate.agent.decisions import Transfer
 from callgate.channels.sim import SimWorld
-from callgate.control.controller import CallController
-from callgate.control.destinations import DestinationClient
 from callgate.control.policy import (
     CALLER_ID_REFUSED,
     DESTINATION_REFUSED,
@@ -31,9 +28,8 @@ from callgate.swaig.provenance import derived_from, server_strings
 from callgate.swml.loader import parse_document
 from callgate.swml.models import AI, Document
 from callgate.telephony.clock import VirtualClock, run_virtual
-from callgate.timeline import CallOutcome
 
-from .security_support import ROOT, Receiver, run_cli
+from .security_support import ROOT, Receiver, dynamic_transfer, run_cli, sim_controller
 
 CALLER = "+15551230000"
 CALLED = "+15559870000"
@@ -118,29 +114,9 @@ def test_a_destination_server_echoing_the_transfer_arguments_is_refused() -> Non
     as the caller ID; neither is the server's choice."""
     answer = {"destination": {"type": "number", "number": "+19005550199", "callerId": "+12025550143"}}
     with Receiver({"/route": answer}) as server:
-
-        async def main(clock: VirtualClock) -> tuple[str, list[str]]:
-            world = SimWorld(clock, legs={"+19005550199": {"answer": True}}, from_number=CALLER)
-            async with httpx.AsyncClient() as http:
-                controller = CallController(
-                    world.caller,
-                    world.switch,
-                    clock,
-                    CallOutcome(timeline=world.timeline),
-                    world.started_at,
-                    policy=DestinationPolicy(caller_number=CALLER),
-                    destinations=DestinationClient(http, allow_private=True),
-                )
-                await controller.answer()
-                target = DynamicTarget(
-                    url=f"{server.url}/route", model_values=frozenset({"+1 900 555 0199", "+12025550143"})
-                )
-                result = await controller.execute_transfer(
-                    Transfer("", "builtin", dynamic=target, origin="server")
-                )
-            return result.code, [e.kind for e in world.timeline.events]
-
-        code, kinds = run_virtual(main)
+        said = {"+1 900 555 0199", "+12025550143"}
+        legs = {"+19005550199": {"answer": True}}
+        code, kinds = dynamic_transfer(f"{server.url}/route", said, legs, CALLER)
     assert code == DESTINATION_REFUSED
     assert "dial" not in kinds
 
@@ -284,14 +260,7 @@ def test_the_dialled_destination_is_the_checked_form() -> None:
         for asked in ("tel:+1 (555) 000-2222", "SIP:Desk@PBX.Example.COM"):
             world = SimWorld(clock, legs=legs, from_number=CALLER)
             policy = DestinationPolicy(caller_number=CALLER, allow=["+1555*", "sip:*@pbx.example.com"])
-            controller = CallController(
-                world.caller,
-                world.switch,
-                clock,
-                CallOutcome(timeline=world.timeline),
-                world.started_at,
-                policy=policy,
-            )
+            controller = sim_controller(world, clock, policy)
             await controller.answer()
             result = await controller.execute_transfer(
                 Transfer(asked, "ims", origin="model", caller_id=" +1 555 123 0000 ")

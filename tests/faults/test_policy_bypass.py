@@ -1,15 +1,24 @@
-"""Ways around `transfer_allow` found by attacking it (docs/security.md), each fixed: a SIP user
-part whose percent-escapes decode to a separator (`sip:a%40evil.com@pbx.example.com`) matched
-`sip:*@pbx.example.com` — the far end decodes `%40` to `@`, so `*` crossed it after all."""
+"""Ways around the destination policy found by attacking it (docs/security.md), each fixed:
+
+- a SIP user part whose percent-escapes decode to a separator (`sip:a%40evil.com@pbx.example.com`)
+  matched `sip:*@pbx.example.com` — the far end decodes `%40` to `@`, so `*` crossed it after all;
+- a destination server echoing the model's number as the `extension` (DTMF sent once the transfer
+  answers: on a PBX that dials out on `9`, `9w1900…` is a second, unchecked destination).
+"""
 
 from __future__ import annotations
 
 from urllib.parse import quote
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from callgate.control.policy import DESTINATION_REFUSED, DestinationPolicy, matches_any
+
+from .security_support import Receiver, dynamic_transfer
+
+CALLER = "+15551230000"
 
 ALLOW = ["sip:*@pbx.example.com", "+1555*"]
 _NAME = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789.-_", min_size=1, max_size=8)
@@ -51,3 +60,33 @@ def test_spellings_that_stay_refused() -> None:
         "01115551234567",
     ):
         assert not matches_any(destination, ALLOW), destination
+
+
+@pytest.mark.parametrize(
+    ("extension", "model_values", "allowed"),
+    [
+        ("9w19005550199", {"+1 900 555 0199"}, False),  # the model's number, dialled through the PBX
+        ("9,,19005550199", {"19005550199"}, False),
+        ("19005550199", {"call 1-900-555-0199 please"}, False),
+        ("123", {"123"}, True),  # a short extension the caller asked for: harmless
+        ("9w15558880000", {"sales"}, True),  # the server's own long extension
+    ],
+)
+def test_a_destination_server_cannot_launder_a_number_through_the_extension(
+    extension: str, model_values: set[str], allowed: bool
+) -> None:
+    answer = {"destination": {"type": "number", "number": "+15558880000", "extension": extension}}
+    with Receiver({"/route": answer}) as server:
+        code, kinds = dynamic_transfer(
+            f"{server.url}/route", model_values, {"+15558880000": {"answer": True}}, CALLER
+        )
+    if allowed:
+        assert code != DESTINATION_REFUSED and "dial" in kinds
+    else:
+        assert code == DESTINATION_REFUSED and "dial" not in kinds
+
+
+def test_a_document_extension_is_the_documents() -> None:
+    policy = DestinationPolicy(caller_number=CALLER)
+    assert policy.extension_allowed("9w15558880000", "document", None)
+    assert not policy.extension_allowed("9w15558880000", "model", None)

@@ -223,9 +223,10 @@ class CallController:
         origin: Origin,
         caller_id: str | None = None,
         server_values: frozenset[str] | None = None,
+        extension: str | None = None,
     ) -> TransferResult | None:
         """None if a transfer to `destination` (chosen by `origin`) may go ahead, else the refusal."""
-        code = self.policy.check(destination, origin, caller_id, server_values)
+        code = self.policy.check(destination, origin, caller_id, server_values, extension)
         return None if code is None else TransferResult("refused", code)
 
     # ------------------------------------------------------------ transfer
@@ -247,7 +248,11 @@ class CallController:
                 return resolved
             decision = resolved
         refusal = self.check_destination(
-            decision.destination, decision.origin, decision.caller_id, decision.server_values
+            decision.destination,
+            decision.origin,
+            decision.caller_id,
+            decision.server_values,
+            decision.extension,
         )
         if refusal is not None:
             return await self._refuse(decision, refusal)

@@ -473,17 +473,31 @@ class DestinationPolicy:
             and any(normalise(v) == value for v in server_values)
         )
 
+    @staticmethod
+    def extension_allowed(extension: str | None, origin: Origin, server_values: Iterable[str] | None) -> bool:
+        """The extension is dialled as DTMF once the transfer answers, and a PBX that dials out on
+        `9` makes `9w1900…` a second destination: one with a phone number's worth of digits must be
+        the document's own or a value the server chose (not one derived from the model's)."""
+        if extension is None or sum(c.isdigit() for c in extension) < _PHONE_DIGITS[0]:
+            return True
+        if origin == "document":
+            return True
+        return origin == "server" and server_values is not None and extension.strip() in server_values
+
     def check(
         self,
         destination: str,
         origin: Origin,
         caller_id: str | None = None,
         server_values: Iterable[str] | None = None,
+        extension: str | None = None,
     ) -> str | None:
         """None if the transfer may go ahead, else the refusal code."""
         values = None if server_values is None else frozenset(server_values)
         effective = self.effective_origin(destination, origin, values)
         if not self.destination_allowed(destination, effective):
+            return DESTINATION_REFUSED
+        if not self.extension_allowed(extension, origin, values):
             return DESTINATION_REFUSED
         if not self.caller_id_allowed(caller_id, effective, values):
             return CALLER_ID_REFUSED
