@@ -8,7 +8,9 @@
 - `key=value` / `key: value` secrets (`password=`, `passwd`, `pwd`, `secret`, `token`, `api_key`,
   `access_token`, `sig`… in libpq DSNs, query strings, JSON-ish text);
 - `Authorization` header values and `Basic …` / `Bearer …` credentials;
-- `key=` / `auth=` query parameters, and OpenAI-style `sk-…` API keys written bare.
+- `key=` / `auth=` query parameters, and OpenAI-style `sk-…` API keys written bare;
+- the values of the process's secret environment variables (`register_env_secrets`), wherever
+  they appear — an endpoint echoing the API key in an error message cannot print it.
 
 `redact_data(value)` does the same through a JSON-like structure and masks the value of every key
 that names a secret (`web_hook_auth_password`, `web_hook_auth_pass`, `post_prompt_auth_password`,
@@ -22,9 +24,11 @@ deliver`, store errors, the timeline, document fetch errors and the logs.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import traceback
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
@@ -57,9 +61,35 @@ _SECRET_KEY = re.compile(
 _NOT_SECRET_KEYS = frozenset({"meta_data_token"})  # SignalWire's identifier of a meta_data store
 
 
+# Secret values this process was given (`register_env_secrets`): masked wherever they appear,
+# whatever surrounds them — a model server echoing the API key in its error message included.
+_KNOWN_SECRETS: set[str] = set()
+_SHORTEST_KNOWN = 6  # shorter values would mask ordinary words
+
+
+def register_secret(value: str | None) -> None:
+    """From now on `redact` masks `value` wherever it appears (values shorter than 6 are ignored)."""
+    if value is not None and len(value.strip()) >= _SHORTEST_KNOWN:
+        _KNOWN_SECRETS.add(value.strip())
+
+
+def register_env_secrets(env: Mapping[str, str] | None = None) -> None:
+    """Every environment variable whose name says it holds a secret (`OPENAI_API_KEY`,
+    `TWILIO_AUTH_TOKEN`, `CALLGATE_ADMIN_TOKEN`, `CALLGATE_SPEECH_API_KEY`, …) is masked."""
+    for name, value in (os.environ if env is None else env).items():
+        if is_secret_key(name):
+            register_secret(value)
+
+
 def redact(text: str) -> str:
-    """`text` with URL userinfo, DSN passwords, auth headers and key=value secrets masked."""
-    if not text or not _QUICK.search(text):
+    """`text` with known secret values, URL userinfo, DSN passwords, auth headers and key=value
+    secrets masked."""
+    if not text:
+        return text
+    for secret in _KNOWN_SECRETS:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    if not _QUICK.search(text):
         return text
     text = _URL.sub(_mask_userinfo, text)
     text = _AUTH_HEADER.sub(lambda m: f"{m.group('key')}{m.group('quote')}{m.group('sep')}{MASK}", text)

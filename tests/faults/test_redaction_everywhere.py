@@ -6,6 +6,9 @@
 - `?key=` / `&auth=` query parameters (Google-style API keys) and bare `sk-…` API keys;
 - tracebacks: an uncaught exception, a logged one (`log.exception`, the JSON logs of `serve`) and
   the JSON logs' extra fields printed the exception's text, URL passwords included;
+- an API key echoed back by an endpoint (`HTTP 401: bad key <OPENAI_API_KEY>`) was printed by
+  `chat` and stored in the record's timeline: the process's secret environment values are masked
+  wherever they appear;
 - httpx's `Invalid port: '<password>'` for `http://user:pa55?x@host/` (the password parsed as a
   port) in guard refusals and report errors; `calls deliver` crashed on such a URL.
 """
@@ -17,7 +20,10 @@ import json
 import logging
 import string
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -141,3 +147,47 @@ def test_a_misplaced_password_is_not_echoed_as_a_port() -> None:
 
     problem = Guard().url_refusal(f"http://reporter:{SECRET}?x@127.0.0.1/report")
     assert problem is not None and problem.startswith("malformed URL") and SECRET not in problem
+
+
+class _EchoingModel(BaseHTTPRequestHandler):
+    """A model endpoint that refuses every request, quoting the API key it was sent."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        key = self.headers.get("authorization", "").removeprefix("Bearer ")
+        payload = json.dumps({"error": {"message": f"Incorrect API key provided: {key}"}}).encode()
+        self.send_response(401)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+def test_an_api_key_echoed_by_the_model_endpoint_is_never_printed_or_stored(tmp_path: Path) -> None:
+    key = f"plain{SECRET}"  # no recognisable shape: only its value gives it away
+    agent = tmp_path / "agent.yaml"
+    agent.write_text("sections:\n  main:\n    - ai:\n        prompt: {text: Hi.}\n", encoding="utf-8")
+    store = tmp_path / "calls.db"
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoingModel)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        env = {
+            "CALLGATE_LLM_URL": f"http://127.0.0.1:{server.server_address[1]}/v1",
+            "OPENAI_API_KEY": key,
+            "CALLGATE_DB": str(store),
+        }
+        args = ["chat", str(agent), "--from", "+15551230000", "--to", "+15559870000"]
+        result = run_cli(args, env=env, stdin="hello\n", timeout=120)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    exported = run_cli(["calls", "export"], env={"CALLGATE_DB": str(store)})  # no key in this env
+    assert "401" in exported.stdout  # the failure is recorded, with the key masked in it
+    for out in (result.stdout, result.stderr, exported.stdout, exported.stderr):
+        assert SECRET not in out

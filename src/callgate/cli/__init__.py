@@ -15,7 +15,7 @@ from callgate.cli.serve import serve
 from callgate.cli.test import test
 from callgate.cli.validate import EXIT_INVALID, EXIT_OK, validate
 from callgate.records import commands as records_commands
-from callgate.redact import install_log_redaction, install_traceback_redaction
+from callgate.redact import install_log_redaction, install_traceback_redaction, register_env_secrets
 
 __all__ = ["EXIT_INVALID", "EXIT_OK", "app", "main"]
 
@@ -34,6 +34,7 @@ def _root() -> None:
     # A callback keeps every command a sub-command, whatever their number. Logs never carry
     # credentials, whichever command writes them.
     install_log_redaction()
+    register_env_secrets()  # an API key echoed back by an endpoint is masked like any credential
 
 
 app.command("validate")(validate)
