@@ -133,6 +133,55 @@ async def test_proxy_variables_never_carry_a_guarded_request(
         assert proxy.requests == []
 
 
+# ---------------------------------------------------------------- URL spellings around the check
+
+_FULLWIDTH = str.maketrans("0123456789.", "０１２３４５６７８９．")
+_INSIDE = ["127.0.0.1", "169.254.169.254", "10.0.0.1", "192.168.0.10", "100.64.0.1", "0.0.0.0"]
+
+
+def _spell(address: str, how: str) -> str:
+    value = int(ipaddress.IPv4Address(address))
+    parts = address.split(".")
+    return {
+        "dotted": address,
+        "ideographic-dots": "\u3002".join(parts),
+        "halfwidth-dots": "\uff61".join(parts),
+        "fullwidth": address.translate(_FULLWIDTH),
+        "integer": str(value),
+        "hex": hex(value),
+        "octal-parts": ".".join(f"0{int(p):o}" for p in parts),
+        "short": f"{parts[0]}.{value & 0xFFFFFF}",
+        "zero-padded": ".".join(p.zfill(3) for p in parts),  # a leading 0 is octal: only for 127…
+    }[how]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    address=st.sampled_from(_INSIDE),
+    how=st.sampled_from(["dotted", "ideographic-dots", "halfwidth-dots", "fullwidth", "integer", "hex"]),
+    userinfo=st.sampled_from(["", "evil.com@", "user:pass@", "a%40b@"]),
+    trailer=st.sampled_from(["", ".", ".."]),
+    port=st.sampled_from(["", ":80", ":8080"]),
+    tail=st.sampled_from(["/", "/x", "/x#@evil.com", "?@evil.com", "#@evil.com"]),
+    upper=st.booleans(),
+)
+def test_property_no_spelling_of_an_internal_address_gets_past_the_url_check(
+    address: str, how: str, userinfo: str, trailer: str, port: str, tail: str, upper: bool
+) -> None:
+    """Userinfo, fragments and queries that name another host, trailing dots, Unicode dots and
+    digits, legacy numeric forms: the host httpx would connect to is what is judged."""
+    url = f"{'HTTP' if upper else 'http'}://{userinfo}{_spell(address, how)}{trailer}{port}{tail}"
+    assert Guard().url_refusal(url) is not None, url
+    for other in ("octal-parts", "short") + (("zero-padded",) if address.startswith("127.") else ()):
+        assert Guard().url_refusal(f"http://{userinfo}{_spell(address, other)}{trailer}{port}{tail}"), other
+
+
+def test_a_zero_padded_part_is_octal_as_for_the_resolver() -> None:
+    # 010 is 8 for inet_aton, and so for getaddrinfo: 010.0.0.1 is 8.0.0.1, where the client goes.
+    assert Guard().url_refusal("http://010.000.000.001./") is None
+    assert Guard().url_refusal("http://127.000.000.001./") is not None
+
+
 # ---------------------------------------------------------------- IPv4-translated addresses
 
 _INTERNAL_V4 = st.sampled_from(["127.0.0.1", "10.0.0.1", "169.254.169.254", "192.168.1.1", "100.64.0.1"])
