@@ -2,6 +2,8 @@
 
 - a SIP user part whose percent-escapes decode to a separator (`sip:a%40evil.com@pbx.example.com`)
   matched `sip:*@pbx.example.com` — the far end decodes `%40` to `@`, so `*` crossed it after all;
+- a lookup normalising the model's fullwidth / Arabic-Indic / mathematical digits to ASCII
+  (libphonenumber does) made the model's number look like the server's own;
 - a destination server echoing the model's number as the `extension` (DTMF sent once the transfer
   answers: on a PBX that dials out on `9`, `9w1900…` is a second, unchecked destination).
 """
@@ -15,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from callgate.control.policy import DESTINATION_REFUSED, DestinationPolicy, matches_any
+from callgate.swaig.provenance import derived_from, server_strings
 
 from .security_support import Receiver, dynamic_transfer
 
@@ -90,3 +93,23 @@ def test_a_document_extension_is_the_documents() -> None:
     policy = DestinationPolicy(caller_number=CALLER)
     assert policy.extension_allowed("9w15558880000", "document", None)
     assert not policy.extension_allowed("9w15558880000", "model", None)
+
+
+_DIGIT_SETS = ["0123456789", "０１２３４５６７８９", "٠١٢٣٤٥٦٧٨٩", "०१२३४५६७८९", "𝟎𝟏𝟐𝟑𝟒𝟓𝟔𝟕𝟖𝟗"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    number=st.from_regex(r"\A[2-9][0-9]{9}\Z"),
+    digits=st.sampled_from(_DIGIT_SETS),
+    plus=st.booleans(),
+)
+def test_property_the_models_number_in_any_digits_stays_the_models(
+    number: str, digits: str, plus: bool
+) -> None:
+    said = ("+1" if plus else "1") + number
+    spelled = said.translate(str.maketrans("0123456789", digits))
+    # The lookup answers with the number normalised to ASCII E.164, as libphonenumber would.
+    answer = {"number": f"+1{number}", "sip": f"sip:1{number}@pbx.example.com"}
+    assert derived_from(f"+1{number}", {spelled})
+    assert server_strings(answer, {spelled}) == frozenset()

@@ -6,7 +6,8 @@ echoes its query would otherwise dial whatever number the model was talked into.
 the model gave as a function argument during the call is remembered (`model_strings`), and a
 server's answer counts only with the values that do not derive from one (`server_strings`).
 
-A server value derives from a model value when, compared without punctuation, scheme and case,
+A server value derives from a model value when, compared without punctuation, scheme and case
+(and with every Unicode digit read as its ASCII one),
 
 - the two are equal (`+1 900 555 0199` ~ `tel:+19005550199`), or
 - the model value is phone-number-shaped (7 digits or more) and its digits occur in the server
@@ -20,6 +21,7 @@ server built around it: the server chose where that goes.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
@@ -51,12 +53,20 @@ def model_strings(arguments: Any) -> frozenset[str]:
     return scalar_strings(arguments)
 
 
+def _ascii_digits(text: str) -> str:
+    """Every digit as its ASCII one (`１`, `١`, `𝟏` → `1`): a lookup that normalises the model's
+    fullwidth or Arabic-Indic number (libphonenumber does) still passes the model's number back."""
+    return "".join(
+        str(unicodedata.digit(c)) if c.isdigit() else c for c in unicodedata.normalize("NFKC", text)
+    )
+
+
 def _squash(text: str) -> str:
-    return _NOT_WORD.sub("", _SCHEME.sub("", text).lower())
+    return _NOT_WORD.sub("", _ascii_digits(_SCHEME.sub("", text)).lower())
 
 
 def _digits(text: str) -> str:
-    return "".join(c for c in text if c.isdigit())
+    return "".join(c for c in _ascii_digits(text) if c.isdigit())
 
 
 def _sip_host(text: str) -> str | None:
