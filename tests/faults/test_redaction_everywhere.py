@@ -9,6 +9,8 @@
 - an API key echoed back by an endpoint (`HTTP 401: bad key <OPENAI_API_KEY>`) was printed by
   `chat` and stored in the record's timeline: the process's secret environment values are masked
   wherever they appear;
+- `callgate test` printed a URL's `?token=` / `?key=` in its failure lines (`no stub for POST …`)
+  and in the JSON report (failures, recorded requests and their bodies);
 - httpx's `Invalid port: '<password>'` for `http://user:pa55?x@host/` (the password parsed as a
   port) in guard refusals and report errors; `calls deliver` crashed on such a URL.
 """
@@ -190,4 +192,43 @@ def test_an_api_key_echoed_by_the_model_endpoint_is_never_printed_or_stored(tmp_
     exported = run_cli(["calls", "export"], env={"CALLGATE_DB": str(store)})  # no key in this env
     assert "401" in exported.stdout  # the failure is recorded, with the key masked in it
     for out in (result.stdout, result.stderr, exported.stdout, exported.stderr):
+        assert SECRET not in out
+
+
+def test_scenario_reports_mask_query_secrets_in_failures_and_requests(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.yaml"
+    url = f"https://api.example.com/lookup?token=tok{SECRET}&key=key{SECRET}"
+    scenario.write_text(
+        f"""\
+name: a strict scenario whose webhook URL carries secrets in its query
+strict_http: true
+agent:
+  sections:
+    main:
+      - ai:
+          prompt: {{text: You are Frank.}}
+          SWAIG:
+            functions:
+              - function: lookup
+                description: Look up.
+                web_hook_url: "{url}"
+llm:
+  - text: Hi.
+  - match: look
+    tool_calls: [{{name: lookup, arguments: {{}}}}]
+  - text: Done.
+turns:
+  - user: look me up
+  - hangup
+expect:
+  said: [Done.]
+""",
+        encoding="utf-8",
+    )
+    text = run_cli(["test", str(scenario)])
+    as_json = run_cli(["test", "--json", str(scenario)])
+    assert text.returncode == 1 and "no stub for POST https://api.example.com/lookup" in text.stdout
+    report = json.loads(as_json.stdout)[0]
+    assert report["http"] and report["failures"]
+    for out in (text.stdout, text.stderr, as_json.stdout, as_json.stderr):
         assert SECRET not in out

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from callgate.redact import redact, redact_data
 from callgate.timeline import CallOutcome
 
 
@@ -60,7 +61,7 @@ def print_result(result: ScenarioResult, console: Console) -> None:
         return
     console.print(f"  [dim]{escape(str(result.file))}[/dim]")
     for line in result.all_failures:
-        for part in line.splitlines() or [""]:
+        for part in redact(line).splitlines() or [""]:
             console.print(f"  [red]•[/red] {escape(part)}")
     if result.outcome is not None and result.outcome.timeline.events:
         console.print(timeline_table(result.outcome))
@@ -87,8 +88,10 @@ def _jsonable(value: Any) -> Any:
 
 
 def result_json(result: ScenarioResult) -> dict[str, Any]:
+    """One scenario's report, credentials masked (`callgate.redact`): a failure message or a
+    recorded request may quote a URL's `?token=` or a body's password."""
     outcome = result.outcome or CallOutcome()
-    return {
+    report: dict[str, Any] = {
         "file": str(result.file),
         "name": result.name,
         "passed": result.passed,
@@ -107,6 +110,7 @@ def result_json(result: ScenarioResult) -> dict[str, Any]:
         "http": [_jsonable(asdict(h)) for h in outcome.http],
         "transfers": [asdict(t) for t in outcome.transfers],
     }
+    return dict(redact_data(report))
 
 
 def report_json(results: list[ScenarioResult]) -> str:
