@@ -26,9 +26,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from callgate.channels.sim import SimCall
 from callgate.channels.sip.audio import AudioSourceError, load_source
 from callgate.records.model import CallRecord
 from callgate.records.store import NewReport, open_store
+from callgate.scenario.runner import run_scenario_file
 from callgate.swaig.guarded_transport import AddressRefused, guarded_client, with_guard
 from callgate.swaig.urlguard import Guard, address_refusal
 from callgate.swml.errors import DocumentError
@@ -101,6 +103,61 @@ async def test_sip_play_with_the_document_exempt_still_follows_its_redirects() -
         with pytest.raises(AudioSourceError, match="HTTP 404"):
             await load_source(f"{base}/start.wav", guard=Guard(allow_private=True))
         assert seen == ["/start.wav", "/gone.wav"]
+
+
+_PLAYING_AGENT = """\
+name: every URL the document plays carries the document's guard to the channel
+agent:
+  sections:
+    main:
+      - answer
+      - play: {url: "http://127.0.0.1:9/intro.wav"}
+      - ai:
+          prompt: {text: You are Frank.}
+          params: {background_file: "http://127.0.0.1:9/background.wav"}
+          SWAIG:
+            functions:
+              - function: music
+                description: Play music.
+                web_hook_url: https://api.example.com/music
+llm:
+  - text: Hi.
+  - match: music
+    tool_calls: [{name: music, arguments: {}}]
+  - text: Enjoy.
+http:
+  - method: POST
+    url: https://api.example.com/music
+    json: {response: ok, action: [{playback_bg: {file: "http://169.254.169.254/music.wav"}}]}
+turns:
+  - user: play some music
+  - hangup
+"""
+
+
+def test_every_played_url_reaches_the_channel_with_the_documents_guard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SIP channel fetches what it plays: the agent must hand it the guard (`play`, the
+    `background_file` param, a webhook's `playback_bg` action)."""
+    played: list[tuple[str, Guard | None]] = []
+    original = SimCall.play
+
+    async def recording(self: SimCall, source: str, loop: bool = False, *, guard: Guard | None = None) -> Any:
+        played.append((source, guard))
+        return await original(self, source, loop, guard=guard)
+
+    monkeypatch.setattr(SimCall, "play", recording)
+    scenario = tmp_path / "play.yaml"
+    scenario.write_text(_PLAYING_AGENT, encoding="utf-8")
+    run_scenario_file(scenario)
+    assert [source for source, _ in played] == [
+        "http://127.0.0.1:9/intro.wav",
+        "http://127.0.0.1:9/background.wav",
+        "http://169.254.169.254/music.wav",
+    ]
+    for source, guard in played:
+        assert guard is not None and guard.url_refusal(source) is not None, source
 
 
 # ---------------------------------------------------------------- documents by URL, proxies
