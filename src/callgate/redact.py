@@ -73,11 +73,15 @@ def register_secret(value: str | None) -> None:
         _KNOWN_SECRETS.add(value.strip())
 
 
+# Environment variables holding a secret, by name (not `PWD`: the working directory is no secret).
+_SECRET_ENV = re.compile(r"(?:API_?KEY|_KEY|TOKEN|SECRET|PASSWORD|PASSWD)$", re.IGNORECASE)
+
+
 def register_env_secrets(env: Mapping[str, str] | None = None) -> None:
     """Every environment variable whose name says it holds a secret (`OPENAI_API_KEY`,
     `TWILIO_AUTH_TOKEN`, `CALLGATE_ADMIN_TOKEN`, `CALLGATE_SPEECH_API_KEY`, …) is masked."""
     for name, value in (os.environ if env is None else env).items():
-        if is_secret_key(name):
+        if _SECRET_ENV.search(name):
             register_secret(value)
 
 

@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 
 from callgate.records.model import CallRecord
 from callgate.records.store import NewReport, open_store
-from callgate.redact import install_log_redaction, install_traceback_redaction, redact
+from callgate.redact import install_log_redaction, install_traceback_redaction, redact, register_env_secrets
 from callgate.runtime.logs import JsonFormatter
 
 from .security_support import closed_port, run_cli
@@ -232,3 +232,10 @@ expect:
     assert report["http"] and report["failures"]
     for out in (text.stdout, text.stderr, as_json.stdout, as_json.stderr):
         assert SECRET not in out
+
+
+def test_only_secret_variables_are_registered() -> None:
+    env = {"PWD": "/home/someone/project", "HOME": "/home/someone", "APP_PASSWORD": f"pw{SECRET}"}
+    register_env_secrets(env)
+    assert redact("cd /home/someone/project") == "cd /home/someone/project"
+    assert redact(f"login with pw{SECRET} failed") == "login with *** failed"
