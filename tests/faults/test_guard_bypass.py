@@ -37,7 +37,7 @@ from callgate.swml.errors import DocumentError
 from callgate.swml.loader import fetch_document
 from server.serving import Served  # tests/ is on sys.path (rootdir packages)
 
-from .security_support import CALLGATE, Receiver, closed_port, fixed_resolver
+from .security_support import CALLGATE, ROOT, Receiver, closed_port, fixed_resolver
 
 
 @contextmanager
@@ -135,11 +135,8 @@ turns:
 """
 
 
-def test_every_played_url_reaches_the_channel_with_the_documents_guard(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The SIP channel fetches what it plays: the agent must hand it the guard (`play`, the
-    `background_file` param, a webhook's `playback_bg` action)."""
+def _record_plays(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Guard | None]]:
+    """What the agent asks the (simulated) channel to play, with the guard it hands over."""
     played: list[tuple[str, Guard | None]] = []
     original = SimCall.play
 
@@ -148,6 +145,25 @@ def test_every_played_url_reaches_the_channel_with_the_documents_guard(
         return await original(self, source, loop, guard=guard)
 
     monkeypatch.setattr(SimCall, "play", recording)
+    return played
+
+
+def test_warm_transfer_hold_music_reaches_the_channel_with_the_documents_guard(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    played = _record_plays(monkeypatch)
+    result = run_scenario_file(ROOT / "examples" / "scenarios" / "warm_no_answer.yaml")
+    assert result.passed, result.all_failures
+    assert [source for source, _ in played] == ["https://example.com/hold-music.mp3"]
+    assert all(isinstance(guard, Guard) for _, guard in played)
+
+
+def test_every_played_url_reaches_the_channel_with_the_documents_guard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SIP channel fetches what it plays: the agent must hand it the guard (`play`, the
+    `background_file` param, a webhook's `playback_bg` action)."""
+    played = _record_plays(monkeypatch)
     scenario = tmp_path / "play.yaml"
     scenario.write_text(_PLAYING_AGENT, encoding="utf-8")
     run_scenario_file(scenario)
