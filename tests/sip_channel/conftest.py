@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from callgate.channels.sip import SipCall, SipConfig, SipEndpoint
+from speech.conftest import speech_server  # noqa: F401  (the loopback OpenAI speech server fixture)
 
 Handler = Callable[[SipCall], Awaitable[None]]
 

@@ -20,6 +20,9 @@ class SpeechAhead:
 
     def __init__(self) -> None:
         self._ready: dict[str, asyncio.Task[bytes]] = {}
+        # Bumped by clear(): a say() whose audio was still being made when the turn was cut sees it
+        # changed once its audio is ready, and plays none of it.
+        self.clears = 0
         self._one_at_a_time = asyncio.Lock()  # e.g. one espeak-ng process per leg at a time
 
     def start(self, text: str, synthesize: Synthesize) -> None:
@@ -42,6 +45,7 @@ class SpeechAhead:
 
     def clear(self) -> None:
         """Drop what was synthesised ahead (barge-in cut the turn, the leg ended)."""
+        self.clears += 1
         ready, self._ready = self._ready, {}
         for task in ready.values():
             task.cancel()

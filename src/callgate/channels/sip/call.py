@@ -258,8 +258,11 @@ class SipCall(LegIdentity):
             return
         if self.synthesizer is None:
             raise SpeechError("no synthesizer")
+        clears = self._ahead.clears
         pcm = await self._ahead.take(text, self._synthesize)
         self._require_speakable()
+        if self._ahead.clears != clears:
+            raise SpeechInterrupted("")  # barged in while its audio was being made: none of it plays
         utterance = self._speech.add(text, split_frames(pcm))
         start = self._now()
         self._partials(True)

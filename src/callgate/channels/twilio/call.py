@@ -271,8 +271,11 @@ class TwilioCall(LegIdentity):
             return
         async with self._say_lock:
             self._machine.require_usable(allow_held=False)
+            clears = self._ahead.clears
             pcm = await self._ahead.take(text, self._synthesize)
             self._machine.require_usable(allow_held=False)
+            if self._ahead.clears != clears:
+                raise SpeechInterrupted("")  # barged in while its audio was being made: none of it plays
             await self._speak(text, media.to_mulaw_frames(pcm))
 
     async def _speak(self, text: str, frames: list[bytes]) -> None:
