@@ -57,6 +57,16 @@ def _recorded(served: Served) -> int:
     return len(served.logs(msg="call recorded"))
 
 
+def _settled(workers: list[Served]) -> list[int]:
+    """Once every call the workers started is recorded (a record may land a little after its
+    caller has gone): their record counts, a baseline no earlier call can still move."""
+    _wait(
+        lambda: all(_recorded(w) == len(w.logs(msg="call started")) for w in workers),
+        "every started call recorded",
+    )
+    return [_recorded(w) for w in workers]
+
+
 def test_sixty_calls_spread_a_killed_worker_leaves_a_drained_one_finishes(pg_url: str) -> None:
     scripts = {"agent": [{"text": REPLY}] * 400}
     with (
@@ -98,7 +108,7 @@ def test_sixty_calls_spread_a_killed_worker_leaves_a_drained_one_finishes(pg_url
         kill(victim.proc, signal.SIGKILL)
         finish(running, work)
         proxy.wait_flags({uris[0]: "I"})
-        before = [_recorded(w) for w in survivors]
+        before = _settled(survivors)
         after_kill = finish(calls_through(proxy.port, 10, work, rate=10, limit=10), work)
         assert (after_kill.successful, after_kill.failed) == (10, 0), after_kill.errors
         _wait(lambda: sum(_recorded(w) for w in survivors) - sum(before) == 10, "10 calls on the survivors")
@@ -113,7 +123,7 @@ def test_sixty_calls_spread_a_killed_worker_leaves_a_drained_one_finishes(pg_url
         drained_run = finish(in_flight, work)
         assert drained_run.failed == 0, drained_run.errors
         assert draining.proc.wait(timeout=30) == 0
-        last_before = _recorded(last)
+        (last_before,) = _settled([last])
         final = finish(calls_through(proxy.port, 10, work, rate=10, limit=10), work)
         assert (final.successful, final.failed) == (10, 0), final.errors
         _wait(lambda: _recorded(last) - last_before == 10, "the last worker took every new call")
