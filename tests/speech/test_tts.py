@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import numpy as np
 import pytest
 
@@ -183,32 +181,3 @@ async def test_openai_speech_endpoint_unreachable() -> None:
         port = s.getsockname()[1]  # bound, never listening: connections are refused
         with pytest.raises(SpeechError, match="unreachable"):
             await OpenAISynthesizer(f"http://127.0.0.1:{port}/v1").synthesize("Hi", sample_rate=8000)
-
-
-async def test_prefetch_synthesises_the_next_sentence_ahead() -> None:
-    engine = Counting(EspeakSynthesizer())
-    synth = CachedSynthesizer(engine, PhraseCache(), "en-US")
-    long_sentence = "This answer is long enough that the cache would not keep it. " * 4
-    synth.prefetch(long_sentence, sample_rate=8000)
-    synth.prefetch(long_sentence, sample_rate=8000)  # once is enough
-    await asyncio.sleep(0)
-    assert engine.calls == 1
-    ahead = await synth.synthesize(long_sentence, sample_rate=8000)  # takes the prefetched audio
-    assert engine.calls == 1
-    assert ahead == await EspeakSynthesizer().synthesize(long_sentence, sample_rate=8000)
-    await synth.synthesize(long_sentence, sample_rate=8000)  # not kept: synthesised again
-    assert engine.calls == 2
-
-
-async def test_a_prefetch_that_failed_fails_the_say() -> None:
-    synth = CachedSynthesizer(EspeakSynthesizer("xx-YY"), PhraseCache(), "xx-YY")
-    synth.prefetch("hello", sample_rate=8000)
-    with pytest.raises(SpeechError, match="no voice"):
-        await synth.synthesize("hello", sample_rate=8000)
-
-
-async def test_discarded_prefetches_are_cancelled() -> None:
-    synth = CachedSynthesizer(EspeakSynthesizer(), PhraseCache(), "en-US")
-    synth.prefetch("One sentence that will never be said.", sample_rate=8000)
-    synth.discard()
-    assert synth._pending == {}

@@ -7,7 +7,6 @@ short texts are kept — a long answer is rarely said twice.
 
 from __future__ import annotations
 
-import asyncio
 from collections import OrderedDict
 from typing import Protocol
 
@@ -59,30 +58,15 @@ class PhraseCache:
 
 class CachedSynthesizer:
     """A synthesiser whose short phrases come from a shared `PhraseCache` after the first time.
-
-    `prefetch()` starts synthesising a sentence that will be said next, so it is ready when the one
-    playing now ends (the speaker queues sentences as the model streams them); the `synthesize()`
-    that follows for the same text takes the result, or its error.
-    """
+    (Sentences are made ahead of their turn by `speech.ahead`, per leg.)"""
 
     def __init__(self, inner: _Keyed, cache: PhraseCache, language: str) -> None:
         self.inner = inner
         self.cache = cache
         self.language = language
-        self._pending: dict[tuple[str, str, int, str], asyncio.Task[bytes]] = {}
 
     def _key(self, text: str, sample_rate: int, language: str | None) -> tuple[str, str, int, str]:
         return (self.inner.cache_key, language or self.language, sample_rate, text)
-
-    def prefetch(self, text: str, *, sample_rate: int, language: str | None = None) -> None:
-        key = self._key(text, sample_rate, language)
-        if key in self._pending or (len(text) <= MAX_CACHED_TEXT and key in self.cache):
-            return
-        task = asyncio.get_running_loop().create_task(
-            self.inner.synthesize(text, sample_rate=sample_rate, language=language)
-        )
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved; never "never retrieved"
-        self._pending[key] = task
 
     async def synthesize(self, text: str, *, sample_rate: int, language: str | None = None) -> bytes:
         key = self._key(text, sample_rate, language)
@@ -90,17 +74,7 @@ class CachedSynthesizer:
         cached = self.cache.get(key) if short else None
         if cached is not None:
             return cached
-        pending = self._pending.pop(key, None)
-        if pending is not None:
-            pcm = await pending
-        else:
-            pcm = await self.inner.synthesize(text, sample_rate=sample_rate, language=language)
+        pcm = await self.inner.synthesize(text, sample_rate=sample_rate, language=language)
         if short:
             self.cache.put(key, pcm)
         return pcm
-
-    def discard(self) -> None:
-        """Drop prefetched sentences that will not be said (barge-in, hang-up)."""
-        for task in self._pending.values():
-            task.cancel()
-        self._pending.clear()
