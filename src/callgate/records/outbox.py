@@ -69,7 +69,7 @@ def url_problem(url: str) -> str | None:
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, ValueError, TypeError) as exc:
-        return f"invalid URL: {exc}"
+        return f"invalid URL: {parse_problem(exc)}"  # never the part it quotes: maybe a password
     if parsed.scheme not in ("http", "https"):
         return f"unsupported URL scheme {parsed.scheme!r}" if parsed.scheme else "not an http(s) URL"
     if not parsed.host:
