@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from callgate.agent.history import Conversation
-from callgate.agent.session import GOODBYE_BROKEN
+from callgate.agent.session import GOODBYE_BROKEN, GOODBYE_TIME_UP
 from callgate.agent.speaker import Speaker
 from callgate.channels.sim import SimWorld, speech_seconds
 from callgate.control.call_state import CallState
@@ -173,6 +173,25 @@ def test_hard_stop_does_not_wait_for_the_turn_in_progress(tmp_path: Path, work: 
     assert result.outcome.hangup_at <= 10.0 + speech_seconds(FINAL) + 0.5
     kinds = [e.kind for e in result.outcome.timeline.events]
     assert "turn-preempted" in kinds
+
+
+# The client retries a 500 twice before giving up; an empty reply is a single request.
+@pytest.mark.parametrize("last", [[{"status": 500}] * 3, [{"text": ""}]], ids=["model-fails", "empty-reply"])
+def test_the_hard_stops_last_words_are_a_goodbye_even_without_the_model(
+    tmp_path: Path, last: list[dict[str, Any]]
+) -> None:
+    scenario = {
+        "name": "the hard stop's model request fails or says nothing",
+        "agent": agent(HARD_STOP),
+        "llm": [{"text": "Hi, this is Frank."}, {"text": "Sure, let me explain."}, *last],
+        "turns": [{"user": "Tell me everything."}, {"wait": "120s"}],
+        "expect": {"ended": "exceeded-max-duration", "last_said": GOODBYE_TIME_UP},
+    }
+    result = run_scenario_file(_scenario(tmp_path, scenario))
+    assert result.error is None and result.failures == [], result.all_failures
+    assert result.outcome is not None
+    said = [e.data.get("text") for e in result.outcome.timeline.events if e.kind == "fallback"]
+    assert said == [GOODBYE_TIME_UP]  # and no "could you say that again?" before it
 
 
 def test_hard_stop_with_a_prompt_during_a_warm_briefing(tmp_path: Path) -> None:

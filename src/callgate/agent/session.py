@@ -58,6 +58,9 @@ from callgate.timeline import CallOutcome, FunctionCallRecord, TransferRecord
 log = logging.getLogger(__name__)
 
 GOODBYE_BROKEN = "I'm sorry, I'm having technical difficulties. Please call back later. Goodbye."
+# The hard stop's last words when the model gives none (failed, empty): never "say that again" at
+# the moment the call ends.
+GOODBYE_TIME_UP = "I'm sorry, we have run out of time for this call. Goodbye."
 MAX_MODEL_FAILURES = 2
 FILLER_AFTER_SECONDS = 1.0
 MAX_WAIT_SECONDS = 600.0  # a native wait_seconds never holds the call longer than this
@@ -379,6 +382,8 @@ class AgentSession:
             self.note("barge-in-heard", heard=heard)
             self.conversation.keep_heard(since, heard, self.now())
         if final:
+            if self.speaker.queued == self._turn_queued:
+                await self._fallback(GOODBYE_TIME_UP, "hard-stop-unanswered")
             await self.speaker.drain()
             await self._end(Hangup(EndedReason.EXCEEDED_MAX_DURATION))
 
@@ -484,6 +489,8 @@ class AgentSession:
             await self.speaker.drain()
             await self._end(Hangup(EndedReason.PIPELINE_ERROR, error.kind))
             return RoundResult(ended=True)
+        if self._final:
+            return RoundResult()  # the hard stop's turn closes with its own goodbye, not "say that again"
         self.speaker.say_soon(fallback_text(ModelError(error.kind, error.message, bool(reply.text))))
         await self.speaker.drain()
         if self._deferred:
