@@ -453,7 +453,9 @@ async def _deliver(
         async with guarded_client() as http:
             worker = DeliveryWorker(store, http, clock, policy, on_attempt=progress, jobs=jobs.run_due)
             if wait:
-                await worker.run_until_settled()
+                # A report another process is sending is leased for its whole attempt: look again
+                # every couple of seconds rather than sleeping out the lease once it is settled.
+                await worker.run_until_settled(max_sleep=2.0)
             else:
                 await worker.deliver_due()
     finally:
